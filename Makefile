@@ -1,0 +1,36 @@
+# The README's two commands: `make test` (the test suite) and `make perf` (the perf harness).
+# Both install what is missing first, so they work on a fresh Debian machine.
+
+SWIFT ?= swift
+APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps test test-tsan perf build clean
+
+deps:
+	@missing=""; \
+	pkg-config --exists libevent 2>/dev/null || missing="$$missing libevent-dev pkg-config"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
+	command -v socat >/dev/null || missing="$$missing socat"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) test --no-parallel
+
+test-tsan: deps
+	$(SWIFT) test --no-parallel --sanitize=thread --scratch-path .build-tsan
+
+perf: deps
+	$(SWIFT) build -c release --product perf
+	$(SWIFT) build -c release --product socketserver-demo
+	.build/release/perf --profile quick
+
+clean:
+	rm -rf .build .build-tsan

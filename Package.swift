@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "SocketServer",
+    products: [
+        .library(name: "SocketServer", targets: ["SocketServer"]),
+        .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
+        .executable(name: "perf", targets: ["Perf"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", .upToNextMinor(from: "0.2.0")),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibEventShim",
+            path: "CLibEventShim",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        .target(
+            name: "SocketServer",
+            dependencies: [
+                "CLibEventShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "SocketServerDemo",
+            dependencies: [
+                "SocketServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "Perf",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Perf/Harness"
+        ),
+        .testTarget(
+            name: "SocketServerTests",
+            dependencies: ["SocketServer"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,103 @@
+import CLibEventShim
+import Glibc
+import Synchronization
+
+/// One libevent `event_base` and the thread that runs it.
+///
+/// This file and `LoopEvent.swift` are the only Swift code that calls libevent. Every other layer talks to the
+/// loop through this type: `run()` on the thread that owns the loop, and the thread-safe `exit()` and
+/// `execute(_:)` from anywhere else.
+package final class EventLoop: @unchecked Sendable {
+    /// The libevent base; touched only by `LoopEvent` and this type.
+    let base: OpaquePointer
+    private let pendingTasks = Mutex<[@Sendable () -> Void]>([])
+    private let taskEvent: OpaquePointer
+    private let runningThread = Mutex<pthread_t?>(nil)
+
+    /// Creates an event base with locking enabled, so that other threads can wake it.
+    ///
+    /// Costs an epoll descriptor and a notification descriptor until the loop is released.
+    package init() throws {
+        precondition(LibEvent.initialized, "libevent could not enable pthread locking")
+        guard let base = event_base_new() else {
+            throw SocketError(operation: "event_base_new", code: errno == 0 ? ENOMEM : errno)
+        }
+        guard let taskEvent = event_new(base, -1, 0, runPendingTasksCallback, nil) else {
+            event_base_free(base)
+            throw SocketError(operation: "event_new", code: ENOMEM)
+        }
+        self.base = base
+        self.taskEvent = taskEvent
+        // The task event needs `self` as its argument, which exists only now; re-assigning an idle event is allowed.
+        _ = event_assign(taskEvent, base, -1, 0, runPendingTasksCallback, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        event_free(taskEvent)
+        event_base_free(base)
+    }
+
+    /// The name of the kernel mechanism libevent picked (`epoll` on Linux).
+    package var backendName: String { String(cString: event_base_get_method(base)) }
+
+    /// Whether the calling thread is the one inside `run()` or `runOnce(until:)`.
+    package var isInLoopThread: Bool {
+        runningThread.withLock { thread in
+            guard let thread else { return false }
+            return pthread_equal(thread, pthread_self()) != 0
+        }
+    }
+
+    /// Runs the loop on the calling thread until `exit()` is called, even when no event is registered.
+    package func run() {
+        enter()
+        defer { leave() }
+        _ = event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+    }
+
+    /// Waits for the next batch of ready events, runs their callbacks, and returns.
+    package func runOnce() {
+        enter()
+        defer { leave() }
+        _ = event_base_loop(base, EVLOOP_ONCE)
+    }
+
+    /// Makes `run()` return once the callbacks of the current iteration are done. Safe from any thread.
+    ///
+    /// Uses `event_base_loopexit`, which is a one-shot timer inside the base and so, unlike `loopbreak`, is not
+    /// lost when it arrives while the loop is between iterations.
+    package func exit() {
+        _ = event_base_loopexit(base, nil)
+    }
+
+    /// Runs `task` on the loop's thread during its next iteration. Safe from any thread.
+    ///
+    /// Costs one array append under a lock and one wake-up of the loop; tasks queued while the loop is not
+    /// running run when it next runs.
+    package func execute(_ task: @escaping @Sendable () -> Void) {
+        pendingTasks.withLock { $0.append(task) }
+        event_active(taskEvent, EV_READ, 0)
+    }
+
+    fileprivate func runPendingTasks() {
+        let tasks = pendingTasks.withLock { tasks -> [@Sendable () -> Void] in
+            let taken = tasks
+            tasks.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for task in tasks { task() }
+    }
+
+    private func enter() {
+        runningThread.withLock { $0 = pthread_self() }
+    }
+
+    private func leave() {
+        runningThread.withLock { $0 = nil }
+    }
+}
+
+private func runPendingTasksCallback(_: Int32, _: Int16, _ argument: UnsafeMutableRawPointer?) {
+    guard let argument else { return }
+    Unmanaged<EventLoop>.fromOpaque(argument).takeUnretainedValue().runPendingTasks()
+}

@@ -1,0 +1,77 @@
+/// A handler's output (Python's `wfile`): every write is sent whole or throws.
+///
+/// Three shapes, chosen by the handler: unbuffered over a connection (each `write` is a send-all, Python's
+/// `_SocketWriter`), buffered over a connection (bytes collect until `bufferSize` and go out on `flush()`),
+/// or in memory (a datagram reply, sent by the handler's `finish()`). Not thread-safe; one handler owns it.
+public final class RequestWriter {
+    private let socket: Socket?
+    private let bufferSize: Int
+    private var pending: [UInt8] = []
+    /// Whether `close()` has run; writes then throw.
+    public private(set) var isClosed = false
+
+    /// A writer to a connection; `bufferSize` 0 sends on every write (the default, as in Python).
+    public init(socket: Socket, bufferSize: Int = 0) {
+        self.socket = socket
+        self.bufferSize = max(bufferSize, 0)
+        if bufferSize > 0 { pending.reserveCapacity(bufferSize) }
+    }
+
+    /// A writer that only collects bytes in memory (read them back with `bytes`).
+    public init() {
+        self.socket = nil
+        self.bufferSize = Int.max
+    }
+
+    /// What was written and not yet sent (for an in-memory writer: everything written).
+    public var bytes: [UInt8] { pending }
+
+    /// Writes all of `bytes`.
+    /// - Throws: `SocketError` when the peer went away; `SocketServerError.writerClosed` after `close()`.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !isClosed else { throw SocketServerError.writerClosed }
+        guard let socket else {
+            pending.append(contentsOf: bytes)
+            return
+        }
+        if bufferSize == 0 {
+            try socket.sendAll(bytes)
+            return
+        }
+        if pending.count + bytes.count > bufferSize { try flush() }
+        if bytes.count >= bufferSize {
+            try socket.sendAll(bytes)
+        } else {
+            pending.append(contentsOf: bytes)
+        }
+    }
+
+    /// Writes all of `bytes`.
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Writes all of `bytes`.
+    public func write(_ bytes: ArraySlice<UInt8>) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Writes `string` as UTF-8.
+    public func write(_ string: String) throws {
+        var string = string
+        try string.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Sends what is buffered. Does nothing for an unbuffered or in-memory writer.
+    public func flush() throws {
+        guard let socket, !pending.isEmpty else { return }
+        defer { pending.removeAll(keepingCapacity: true) }
+        try pending.withUnsafeBytes { try socket.sendAll($0) }
+    }
+
+    /// Stops further writes, dropping anything not flushed. The connection stays open.
+    public func close() {
+        isClosed = true
+        if socket != nil { pending = [] }
+    }
+}

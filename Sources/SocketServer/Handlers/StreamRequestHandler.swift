@@ -1,0 +1,77 @@
+import Glibc
+
+/// A handler for stream servers: the connection plus buffered `rfile` and `wfile` over it.
+///
+/// Python's `socketserver.StreamRequestHandler`. Override `handle()` and use `rfile.readLine()` and
+/// `wfile.write(_:)`. The class attributes of Python (`rbufsize`, `wbufsize`, `timeout`,
+/// `disable_nagle_algorithm`) are overridable properties here:
+///
+/// ```swift
+/// final class EchoHandler: StreamRequestHandler {
+///     override var timeout: Duration? { .seconds(5) }
+///     override func handle() throws {
+///         try wfile.write(try rfile.readLine())
+///     }
+/// }
+/// ```
+open class StreamRequestHandler: BaseRequestHandler {
+    /// The accepted connection (Python's `self.connection`). A closed placeholder when the request is not a
+    /// stream; `setup()` then throws.
+    public let connection: Socket
+
+    /// Bytes received per call by `rfile` (Python's `rbufsize`); 0 takes only what each read needs.
+    /// Default 8192.
+    open var readBufferSize: Int { 8192 }
+    /// `wfile`'s buffer (Python's `wbufsize`): 0, the default, sends on every write; above 0, writes collect
+    /// until that size and the rest is flushed in `finish()`.
+    open var writeBufferSize: Int { 0 }
+    /// A limit on each receive and send of the connection (Python's `timeout`); nil, the default, waits for
+    /// ever. An expired read or write throws a `SocketError` with `isTimeout`.
+    open var timeout: Duration? { nil }
+    /// Sets `TCP_NODELAY` on TCP connections (Python's `disable_nagle_algorithm`). Default false.
+    open var disableNagleAlgorithm: Bool { false }
+    /// The longest line `rfile.readLine()` accepts before throwing. Default 64 KiB.
+    open var maxLineLength: Int { 65536 }
+
+    /// The connection's input.
+    public private(set) lazy var rfile = RequestReader(
+        socket: connection, bufferSize: readBufferSize, maxLineLength: maxLineLength)
+    /// The connection's output.
+    public private(set) lazy var wfile = RequestWriter(socket: connection, bufferSize: writeBufferSize)
+
+    /// Takes the connection out of a `.stream` request.
+    public required init(request: Request, clientAddress: SocketAddress, server: BaseServer) {
+        if case .stream(let connection) = request {
+            self.connection = connection
+        } else {
+            self.connection = Socket(adopting: -1, family: .unspecified, type: .stream)
+        }
+        super.init(request: request, clientAddress: clientAddress, server: server)
+    }
+
+    /// Applies `timeout` and `disableNagleAlgorithm` to the connection.
+    /// - Throws: `SocketServerError.unexpectedRequest` when the request is not a connection.
+    open override func setup() throws {
+        guard case .stream = request else {
+            throw SocketServerError.unexpectedRequest("StreamRequestHandler needs a stream request")
+        }
+        if let timeout { connection.timeout = timeout }
+        if disableNagleAlgorithm && connection.family.isIP {
+            try connection.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
+        }
+    }
+
+    /// Flushes `wfile`, ignoring a send error from a client that has gone, then closes both streams (the
+    /// connection itself is closed by the server's `shutdownRequest`).
+    open override func finish() throws {
+        if !wfile.isClosed {
+            do {
+                try wfile.flush()
+            } catch is SocketError {
+                // The client vanished; its request is over either way (Python issue #14574).
+            }
+        }
+        wfile.close()
+        rfile.close()
+    }
+}

@@ -1,0 +1,316 @@
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+
+/// The base of every server: the serve loop, shutdown, and the hooks a subclass overrides.
+///
+/// Python's `socketserver.BaseServer`. It knows nothing about sockets: it waits for `fileDescriptor` to
+/// become readable on a libevent loop, then runs `getRequest` → `verifyRequest` → `processRequest` (which
+/// hands the request to the server's `ConcurrencyMode`) → `finishRequest` (the request handler) →
+/// `shutdownRequest` → `closeRequest`, calling `handleError` when the handler throws. A subclass that takes
+/// requests from somewhere other than a listening socket overrides `fileDescriptor` and `getRequest()`.
+///
+/// Configure a server before serving it; `shutdown()` is the one call meant for other threads.
+open class BaseServer: @unchecked Sendable {
+    /// The address the server serves; after binding, the bound address (port 0 becomes the real port).
+    public var serverAddress: SocketAddress
+    /// The handler class instantiated for each request (Python's `RequestHandlerClass`).
+    public let requestHandlerType: BaseRequestHandler.Type
+    /// How accepted requests run: synchronously (the default), on threads, in child processes, ...
+    public let mode: any ConcurrencyMode
+    /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
+    public var logger: Logger
+    /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
+    /// `serveForever` ignores it, as in Python.
+    open var timeout: Duration?
+
+    private let lifecycle = Mutex(Lifecycle())
+    // Touched only on the loop's thread, inside `serveForever`.
+    private var readinessEvent: LoopEvent?
+    private var isBackingOff = false
+
+    /// Creates a server for `serverAddress` whose requests are handled by instances of `handler`.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; kept as given until a subclass binds.
+    ///   - handler: the request handler class.
+    ///   - mode: the concurrency mode; defaults to `SynchronousMode`, one request at a time.
+    ///   - logger: the logger for errors and diagnostics; defaults to a `Logger` labelled `SocketServer`.
+    public init(
+        serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil
+    ) {
+        self.serverAddress = serverAddress
+        self.requestHandlerType = handler
+        self.mode = mode ?? SynchronousMode()
+        self.logger = logger ?? Logger(label: "SocketServer")
+    }
+
+    // MARK: - Caller API
+
+    /// Handles requests until `shutdown()` is called.
+    ///
+    /// Waits on a libevent loop without polling: a request wakes it, `shutdown()` wakes it at once, and
+    /// `serviceActions()` runs after every request and at least once per `pollInterval`. A request that
+    /// becomes ready after `shutdown()` was called is left for the next `serveForever`, never handled.
+    /// When `shutdown()` was called while the server was not serving, returns immediately (as Python).
+    /// - Throws: what `verifyRequest` or a custom `getRequest` throws (other than `SocketError`); the loop
+    ///   stops and the error propagates, as in Python.
+    public func serveForever(pollInterval: Duration = .milliseconds(500)) throws {
+        guard let loop = try beginServing() else { return }
+        var failure: (any Error)?
+        let readiness = LoopEvent(loop: loop, descriptor: fileDescriptor, flags: [.read, .persist]) { [unowned self] _ in
+            guard !self.isShutdownRequested else {
+                loop.exit()
+                return
+            }
+            do {
+                try self.handleRequestNoBlock(loop: loop)
+            } catch {
+                failure = error
+                loop.exit()
+                return
+            }
+            self.serviceActions()
+        }
+        let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
+            if self.isShutdownRequested { loop.exit() }
+            self.serviceActions()
+        }
+        readinessEvent = readiness
+        isBackingOff = false
+        applyAccepting()
+        ticker.add(timeout: pollInterval)
+        loop.run()
+        ticker.remove()
+        readiness.remove()
+        readinessEvent = nil
+        backoffTimer = nil
+        endServing()
+        if let failure { throw failure }
+    }
+
+    /// Stops `serveForever` and waits until it has returned.
+    ///
+    /// Wakes the loop at once (no poll interval to wait out). Called from the serving thread itself, for
+    /// example from a handler of a synchronous server, it cannot wait for itself: it asks the loop to stop
+    /// after the current request and returns at once. Called while nothing serves, it makes the next
+    /// `serveForever` return immediately, as in Python, and returns without waiting.
+    public func shutdown() {
+        let waiter: DispatchSemaphore? = lifecycle.withLock { state in
+            state.shutdownRequested = true
+            guard let thread = state.servingThread, let loop = state.loop else { return nil }
+            loop.exit()
+            if pthread_equal(thread, pthread_self()) != 0 { return nil }
+            let semaphore = DispatchSemaphore(value: 0)
+            state.shutdownWaiters.append(semaphore)
+            return semaphore
+        }
+        waiter?.wait()
+    }
+
+    /// Whether `serveForever` is running.
+    public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
+
+    /// Waits for and handles one request, or calls `handleTimeout()` when none arrives in time.
+    ///
+    /// The wait is the smaller of `timeout` and the listening socket's own timeout; with neither it waits
+    /// for ever. `serviceActions()` is not called.
+    public func handleRequest() throws {
+        let limits = [timeout, listeningSocketTimeout].compactMap { $0 }
+        let wait = limits.min()
+        let loop = try eventLoop()
+        var outcome: LoopEventFlags?
+        let readiness = LoopEvent(loop: loop, descriptor: fileDescriptor, flags: [.read]) { outcome = $0 }
+        readiness.add(timeout: wait)
+        while outcome == nil { loop.runOnce() }
+        readiness.remove()
+        if outcome?.contains(.read) == true {
+            try handleRequestNoBlock(loop: nil)
+        } else {
+            handleTimeout()
+        }
+    }
+
+    /// The descriptor the loop waits on for requests (Python's `fileno()`); -1 for a bare `BaseServer`.
+    /// A subclass with its own request source (a pipe, an eventfd) overrides this with that descriptor.
+    open var fileDescriptor: Int32 { -1 }
+
+    // MARK: - Hooks
+
+    /// Called by the subclass initialiser to start listening; does nothing here.
+    open func serverActivate() throws {}
+
+    /// Called after every request and at least once per poll interval by `serveForever`; forwards to the
+    /// mode (a forking server reaps its children here).
+    open func serviceActions() {
+        mode.serviceActions(server: self)
+    }
+
+    /// Takes the next request from the ready descriptor. Stream servers accept; datagram servers receive.
+    /// - Throws: a `SocketError` is swallowed by the loop (nothing is handled); any other error stops it.
+    open func getRequest() throws -> (Request, SocketAddress) {
+        throw SocketServerError.unexpectedRequest("\(type(of: self)) must override getRequest()")
+    }
+
+    /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
+    /// create no handler. Returns true.
+    open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
+        true
+    }
+
+    /// Runs a verified request by handing it to the concurrency `mode`.
+    open func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        try mode.processRequest(request, clientAddress: clientAddress, server: self)
+    }
+
+    /// Creates the request handler and runs it (setup, handle, finish).
+    open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        let handler = requestHandlerType.init(request: request, clientAddress: clientAddress, server: self)
+        try handler.run()
+    }
+
+    /// Ends a request; calls `closeRequest` here. Stream servers half-close the connection first.
+    open func shutdownRequest(_ request: Request) {
+        closeRequest(request)
+    }
+
+    /// Releases a request's resources; does nothing here. Stream servers close the connection.
+    open func closeRequest(_ request: Request) {}
+
+    /// Reports an error thrown while processing a request; the server keeps serving.
+    ///
+    /// Logs the error and the client address at `error` level through `logger`. Override to report
+    /// differently, for example to silence disconnects (`(error as? SocketError)?.isDisconnect`).
+    open func handleError(_ error: any Error, clientAddress: SocketAddress) {
+        logger.error(
+            "Exception occurred during processing of request",
+            metadata: ["client": "\(clientAddress)", "error": "\(error)"]
+        )
+    }
+
+    /// Called when `handleRequest()` waited `timeout` without a request; forwards to the mode.
+    open func handleTimeout() {
+        mode.handleTimeout(server: self)
+    }
+
+    /// Cleans up: lets the mode join or reap what is left and frees the event loop. Stream and datagram
+    /// servers close their socket first.
+    open func serverClose() {
+        mode.serverClose(server: self)
+        lifecycle.withLock { state in
+            if state.servingThread == nil { state.loop = nil }
+        }
+    }
+
+    // MARK: - For concurrency modes
+
+    /// Re-reads the mode's `isAcceptingRequests` and enables or disables the listener to match.
+    /// Safe from any thread; takes effect on the serving thread.
+    public func refreshAccepting() {
+        guard let loop = lifecycle.withLock({ $0.servingThread == nil ? nil : $0.loop }) else { return }
+        if loop.isInLoopThread {
+            applyAccepting()
+        } else {
+            loop.execute { [weak self] in self?.applyAccepting() }
+        }
+    }
+
+    /// The listening socket's own timeout, which `handleRequest()` also honours.
+    open var listeningSocketTimeout: Duration? { nil }
+
+    // MARK: - Internals
+
+    private var backoffTimer: LoopEvent?
+
+    private var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+
+    private func applyAccepting() {
+        guard let readinessEvent else { return }
+        if mode.isAcceptingRequests && !isBackingOff {
+            if !readinessEvent.isPending { readinessEvent.add() }
+        } else {
+            readinessEvent.remove()
+        }
+    }
+
+    /// Python's `_handle_request_noblock`.
+    private func handleRequestNoBlock(loop: EventLoop?) throws {
+        let request: Request
+        let clientAddress: SocketAddress
+        do {
+            (request, clientAddress) = try getRequest()
+        } catch let error as SocketError {
+            if error.isResourceExhaustion, let loop { backOff(on: loop, after: error) }
+            return
+        }
+        if try verifyRequest(request, clientAddress: clientAddress) {
+            do {
+                try processRequest(request, clientAddress: clientAddress)
+            } catch {
+                handleError(error, clientAddress: clientAddress)
+                shutdownRequest(request)
+            }
+        } else {
+            shutdownRequest(request)
+        }
+    }
+
+    /// Out of descriptors or buffers: the listener stays readable, so stop watching it for a while instead
+    /// of spinning, and say so once per episode.
+    private func backOff(on loop: EventLoop, after error: SocketError) {
+        logger.warning("accept failed, pausing for 100 ms", metadata: ["error": "\(error)"])
+        isBackingOff = true
+        applyAccepting()
+        let timer = backoffTimer ?? LoopEvent(timerOn: loop, repeating: false) { [unowned self] _ in
+            self.isBackingOff = false
+            self.applyAccepting()
+        }
+        backoffTimer = timer
+        timer.add(timeout: .milliseconds(100))
+    }
+
+    private func eventLoop() throws -> EventLoop {
+        try lifecycle.withLock { state in
+            if let loop = state.loop { return loop }
+            let loop = try EventLoop()
+            state.loop = loop
+            return loop
+        }
+    }
+
+    /// Marks the calling thread as the serving one; nil when a pending `shutdown()` says to return at once.
+    private func beginServing() throws -> EventLoop? {
+        let loop = try eventLoop()
+        return lifecycle.withLock { state in
+            if state.shutdownRequested {
+                state.shutdownRequested = false
+                return nil
+            }
+            state.servingThread = pthread_self()
+            return loop
+        }
+    }
+
+    private func endServing() {
+        let waiters = lifecycle.withLock { state in
+            state.servingThread = nil
+            state.shutdownRequested = false
+            let waiters = state.shutdownWaiters
+            state.shutdownWaiters.removeAll()
+            return waiters
+        }
+        for waiter in waiters { waiter.signal() }
+    }
+}
+
+/// The serve/shutdown state shared between the serving thread and `shutdown()` callers.
+private struct Lifecycle {
+    var loop: EventLoop?
+    var servingThread: pthread_t?
+    var shutdownRequested = false
+    var shutdownWaiters: [DispatchSemaphore] = []
+}

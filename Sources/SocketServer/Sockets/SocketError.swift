@@ -1,0 +1,67 @@
+import Glibc
+
+/// A system call on a socket failed: which call, and the `errno` it left.
+///
+/// Python raises `OSError` subclasses (`ConnectionResetError`, `TimeoutError`, ...) in the same places; the
+/// `code` says which one it would have been. A receive or send that ran past the socket's `timeout` has
+/// `code == ETIMEDOUT` and `isTimeout == true`.
+public struct SocketError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The call that failed, for example `"accept"` or `"bind"`.
+    public let operation: String
+    /// The `errno` value, for example `ECONNRESET`.
+    public let code: Int32
+
+    /// Records a failed `operation` with the `errno` value `code`.
+    public init(operation: String, code: Int32) {
+        self.operation = operation
+        self.code = code
+    }
+
+    /// Captures the current `errno` for `operation`.
+    static func lastError(_ operation: String) -> SocketError {
+        SocketError(operation: operation, code: errno)
+    }
+
+    /// Whether the operation ran past the socket's timeout.
+    public var isTimeout: Bool { code == ETIMEDOUT }
+
+    /// Whether the peer went away (reset, broken pipe, not connected).
+    public var isDisconnect: Bool {
+        code == ECONNRESET || code == EPIPE || code == ENOTCONN || code == ECONNABORTED
+    }
+
+    /// Whether the process or system ran out of descriptors or buffers (accept should back off, not spin).
+    public var isResourceExhaustion: Bool {
+        code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM
+    }
+
+    /// `"operation: message (errno N)"`.
+    public var description: String {
+        "\(operation): \(String(cString: strerror(code))) (errno \(code))"
+    }
+}
+
+/// Errors of SocketServer's own making, as opposed to a failed system call.
+public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `readLine` saw no newline within `limit` bytes; the line is not buffered further.
+    case lineTooLong(limit: Int)
+    /// An address string could not be parsed or resolved.
+    case invalidAddress(String)
+    /// A Unix socket path does not fit in `sockaddr_un` (107 bytes on Linux).
+    case pathTooLong(String)
+    /// A handler was given a request of a kind it cannot serve (a stream handler on a datagram server).
+    case unexpectedRequest(String)
+    /// The writer was used after `close()`.
+    case writerClosed
+
+    /// A sentence saying what went wrong.
+    public var description: String {
+        switch self {
+        case .lineTooLong(let limit): "line longer than \(limit) bytes"
+        case .invalidAddress(let address): "invalid address: \(address)"
+        case .pathTooLong(let path): "Unix socket path too long (\(path.utf8.count) bytes): \(path)"
+        case .unexpectedRequest(let detail): "unexpected request: \(detail)"
+        case .writerClosed: "write to a closed writer"
+        }
+    }
+}

@@ -1,0 +1,1 @@
+print("socketserver-demo: not built yet")
