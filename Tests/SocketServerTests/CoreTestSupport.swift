@@ -1,0 +1,69 @@
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+@testable import SocketServer
+
+/// A swift-log handler that keeps every message, for asserting on what a server logged.
+struct RecordingLogHandler: LogHandler {
+    final class Store: Sendable {
+        let entries = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
+        var messages: [String] { entries.withLock { $0.map(\.1) } }
+        var all: [(Logger.Level, String, Logger.Metadata)] { entries.withLock { $0 } }
+    }
+
+    let store: Store
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+        file: String, function: String, line: UInt
+    ) {
+        store.entries.withLock { $0.append((level, message.description, metadata ?? [:])) }
+    }
+
+    /// A logger writing into a fresh store.
+    static func makeLogger() -> (Logger, Store) {
+        let store = Store()
+        return (Logger(label: "test") { _ in RecordingLogHandler(store: store) }, store)
+    }
+}
+
+/// A thread-safe counter / recorder for hook calls made on the serving thread or handler threads.
+final class CallLog: Sendable {
+    private let entries = Mutex<[String]>([])
+    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
+    var all: [String] { entries.withLock { $0 } }
+    func count(_ entry: String) -> Int { entries.withLock { $0.filter { $0 == entry }.count } }
+}
+
+/// The number of threads in this process.
+func threadCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
+}
+
+/// Sleeps the calling thread.
+func pause(_ duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+}
+
+/// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held.
+func eventually(within limit: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + limit
+    while clock.now < deadline {
+        if condition() { return true }
+        pause(.milliseconds(5))
+    }
+    return condition()
+}
