@@ -1,0 +1,109 @@
+import Glibc
+
+/// How a child process of a forking server ended, as reported to `ForkingMode`'s `onChildExit`.
+public struct ChildExit: Sendable, Hashable, CustomStringConvertible {
+    /// How a process can end.
+    public enum Termination: Sendable, Hashable {
+        /// It called `exit`/`_exit` with this status: 0 after a handled request, 1 after an error that went
+        /// to `handleError`.
+        case exited(Int32)
+        /// A signal ended it (for example `SIGKILL`, or `SIGABRT` from a crash).
+        case signalled(Int32)
+    }
+
+    /// The child's process id.
+    public let pid: pid_t
+    /// How it ended.
+    public let termination: Termination
+
+    /// Pairs a process id with how the process ended.
+    public init(pid: pid_t, termination: Termination) {
+        self.pid = pid
+        self.termination = termination
+    }
+
+    /// Decodes a `waitpid` status word (the `WIFEXITED`/`WEXITSTATUS`/`WTERMSIG` macros, which Swift does
+    /// not import).
+    init(pid: pid_t, waitStatus status: Int32) {
+        self.pid = pid
+        let signal = status & 0x7f
+        termination = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+    }
+
+    /// `"pid 123 exited 0"` or `"pid 123 killed by signal 9"`.
+    public var description: String {
+        switch termination {
+        case .exited(let code): "pid \(pid) exited \(code)"
+        case .signalled(let signal): "pid \(pid) killed by signal \(signal)"
+        }
+    }
+}
+
+/// The process-level calls of the forking mode, kept in one audited place.
+enum ChildProcess {
+    /// What `wait(for:blocking:)` found.
+    enum WaitOutcome {
+        /// The child had ended and is now reaped.
+        case reaped(ChildExit)
+        /// It is still running (only without `blocking`).
+        case running
+        /// It is not our child any more: other code reaped it (`ECHILD`).
+        case gone
+        /// `waitpid` failed otherwise; try again later.
+        case failed
+    }
+
+    /// Reaps one specific child; never waits for any other process, so children that other code in the
+    /// process started keep their exit status for that code.
+    static func wait(for pid: pid_t, blocking: Bool) -> WaitOutcome {
+        var status: Int32 = 0
+        while true {
+            let result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+            if result == pid { return .reaped(ChildExit(pid: pid, waitStatus: status)) }
+            if result == 0 { return .running }
+            if errno == EINTR { continue }
+            return errno == ECHILD ? .gone : .failed
+        }
+    }
+
+    /// A descriptor that becomes readable when `pid` exits (Linux 5.3+), or nil where pidfds are missing or
+    /// descriptors ran out; the caller then falls back to reaping on the loop's periodic tick.
+    static func exitDescriptor(for pid: pid_t) -> Int32? {
+        let fd = pidfd_open(pid, 0)
+        return fd >= 0 ? fd : nil
+    }
+}
+
+/// A child's exit, watched on the serving loop through its pidfd: no SIGCHLD handler (a process-wide
+/// resource that libevent gives to one event base at a time and other code may own), no polling.
+///
+/// Created and freed on the loop's thread, or while the loop is not running. Keeps the loop alive so that
+/// its event is always freed before the event base.
+final class ChildExitWatch {
+    private var event: LoopEvent?
+    private let descriptor: Int32
+    private let loop: EventLoop
+
+    /// Starts watching; nil when no pidfd or event could be had.
+    init?(pid: pid_t, loop: EventLoop, onExit: @escaping () -> Void) {
+        guard let descriptor = ChildProcess.exitDescriptor(for: pid) else { return nil }
+        let event = LoopEvent(loop: loop, descriptor: descriptor, flags: [.read]) { _ in onExit() }
+        guard event.isValid else {
+            _ = close(descriptor)
+            return nil
+        }
+        self.descriptor = descriptor
+        self.loop = loop
+        self.event = event
+        event.add()
+    }
+
+    deinit {
+        event = nil
+        _ = close(descriptor)
+    }
+}
+
+/// `pidfd_open(2)`, in glibc since 2.36 but not in Swift's Glibc module; the descriptor is close-on-exec.
+@_silgen_name("pidfd_open")
+private func pidfd_open(_ pid: pid_t, _ flags: UInt32) -> Int32

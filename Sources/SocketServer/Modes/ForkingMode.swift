@@ -1,0 +1,219 @@
+import Glibc
+import Synchronization
+
+/// A child process per request: Python's `ForkingMixIn`, with `maxChildren` enforced at fork time.
+///
+/// For each request the serving thread `fork()`s. The child never returns to the parent's event loop: it
+/// closes its copy of the listening socket (a datagram server keeps it, since replies go out through it),
+/// runs `finishRequest` with blocking I/O, reports a thrown error through `handleError`, runs
+/// `shutdownRequest`, and leaves with `_exit` — status 0, or 1 after an error. The parent releases its copy
+/// of the connection with `closeRequest` (never a half-close, which would end the child's conversation)
+/// and goes back to the loop.
+///
+/// Children are reaped as soon as they exit, without a new request arriving: each is watched through a
+/// pidfd on the serving loop, and `serviceActions()`/`handleTimeout()` reap too (the reference's places,
+/// and the fallback where pidfds are missing). Only the server's own children are ever waited for
+/// (`waitpid(pid)`, never `waitpid(-1)`), so a child that other code started keeps its exit status.
+///
+/// At `maxChildren` live children the server disables its listener until one exits; `serveForever` never
+/// spins and never blocks there. (The reference only reaps down to `max_children` lazily.)
+///
+/// Costs a `fork` per request (page tables copied, memory shared copy-on-write) and a pidfd per live
+/// child. The child runs in a copy of a multi-threaded process where only the forking thread exists: a
+/// handler must not rely on other threads or locks they might have held (start no threads, use no
+/// Dispatch queues). Under ThreadSanitizer, forking works but a child that starts a thread is killed.
+public final class ForkingMode: ConcurrencyMode {
+    private let maxChildrenValue: Atomic<Int>
+    private let blockOnCloseFlag: Atomic<Bool>
+    private let onChildExit: (@Sendable (ChildExit) -> Void)?
+    private let state = Mutex(State())
+
+    /// Creates the mode with the reference's defaults.
+    ///
+    /// - Parameters:
+    ///   - maxChildren: the most children alive at once (Python's `max_children`); default 40, at least 1.
+    ///   - blockOnClose: whether `serverClose()` waits for every child to exit (Python's `block_on_close`);
+    ///     default true. When false, it reaps only children that have already exited; call
+    ///     `collectChildren(blocking: true)` later, or the others stay zombies once they exit.
+    ///   - onChildExit: called for each child reaped, on the thread that reaped it (usually the serving
+    ///     one), for monitoring exit statuses. Keep it short.
+    public init(
+        maxChildren: Int = 40,
+        blockOnClose: Bool = true,
+        onChildExit: (@Sendable (ChildExit) -> Void)? = nil
+    ) {
+        self.maxChildrenValue = Atomic(max(maxChildren, 1))
+        self.blockOnCloseFlag = Atomic(blockOnClose)
+        self.onChildExit = onChildExit
+    }
+
+    /// Python's `max_children`: the most children alive at once. Lowering it below the live count makes the
+    /// server wait until enough of them exit.
+    public var maxChildren: Int {
+        get { maxChildrenValue.load(ordering: .relaxed) }
+        set {
+            maxChildrenValue.store(max(newValue, 1), ordering: .relaxed)
+            state.withLock { $0.server }?.refreshAccepting()
+        }
+    }
+
+    /// Python's `block_on_close`: whether `serverClose()` waits for all children to exit.
+    public var blockOnClose: Bool {
+        get { blockOnCloseFlag.load(ordering: .relaxed) }
+        set { blockOnCloseFlag.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Python's `active_children`: the process ids of children not yet reaped (empty rather than `None`).
+    public var activeChildren: Set<pid_t> { Set(state.withLock { $0.children.keys }) }
+
+    /// False while `maxChildren` children are alive.
+    public var isAcceptingRequests: Bool {
+        state.withLock { $0.children.count } < maxChildren
+    }
+
+    /// Reaps this server's children that have exited (Python's `collect_children`); with `blocking`, waits
+    /// for every one of them to exit first. Safe from any thread. Never waits for processes it did not fork.
+    public func collectChildren(blocking: Bool = false) {
+        let pids = state.withLock { Array($0.children.keys) }
+        for pid in pids { reap(pid, blocking: blocking) }
+    }
+
+    /// Forks; the child handles the request and exits, the parent closes its copy of the request.
+    ///
+    /// At `maxChildren` (reachable only through `handleRequest()` or a lowered `maxChildren`, since
+    /// `serveForever` stops accepting there) first waits for one of its own children to exit.
+    /// - Throws: `SocketError` from `fork` (`EAGAIN`, `ENOMEM`); the server then reports it and shuts the
+    ///   request down.
+    public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
+        let loop = server.servingLoop
+        state.withLock { state in
+            state.server = server
+            if loop != nil { state.retired.removeAll() }
+        }
+        waitForRoom()
+        // Unwritten stdio buffers would be inherited and written twice, once by each process.
+        fflush(nil)
+        let pid = fork()
+        if pid < 0 { throw SocketError(operation: "fork", code: errno) }
+        if pid == 0 { Self.runChild(request, clientAddress: clientAddress, server: server) }
+
+        state.withLock { state in
+            let watch = loop.flatMap { loop in
+                ChildExitWatch(pid: pid, loop: loop) { [weak self] in self?.childSignalledExit(pid) }
+            }
+            state.children[pid] = watch.map { .watched($0) } ?? .unwatched
+        }
+        server.closeRequest(request)
+        if !isAcceptingRequests { server.refreshAccepting() }
+    }
+
+    /// Reaps exited children (the reference reaps here after every request and poll interval).
+    public func serviceActions(server: BaseServer) {
+        let onLoop = server.servingLoop != nil
+        state.withLock { state in
+            state.server = server
+            if onLoop { state.retired.removeAll() }
+        }
+        collectChildren()
+    }
+
+    /// Reaps exited children after `handleRequest()` timed out.
+    public func handleTimeout(server: BaseServer) {
+        collectChildren()
+    }
+
+    /// Stops watching and reaps: waits for every child when `blockOnClose`, else only the exited ones.
+    public func serverClose(server: BaseServer) {
+        // The loop is not running now, so the watches' events may be freed here.
+        state.withLock { state in
+            state.retired.removeAll()
+            for pid in state.children.keys { state.children[pid] = .unwatched }
+        }
+        collectChildren(blocking: blockOnClose)
+    }
+
+    // MARK: - Internals
+
+    /// The child's whole life. Touches nothing shared with the parent's other threads (no locks of this
+    /// mode, no event loop), then leaves without running atexit handlers or Swift/C++ destructors.
+    private static func runChild(_ request: Request, clientAddress: SocketAddress, server: BaseServer) -> Never {
+        let listener = server.fileDescriptor
+        if listener >= 0 && request.socket?.fileDescriptor != listener {
+            if let server = server as? TCPServer {
+                server.socket.close()
+            } else {
+                _ = close(listener)
+            }
+        }
+        var status: Int32 = 1
+        do {
+            try server.finishRequest(request, clientAddress: clientAddress)
+            status = 0
+        } catch {
+            server.handleError(error, clientAddress: clientAddress)
+        }
+        server.shutdownRequest(request)
+        fflush(nil)
+        _exit(status)
+    }
+
+    /// A child's pidfd became readable: it has exited. Runs on the loop's thread.
+    private func childSignalledExit(_ pid: pid_t) {
+        reap(pid, blocking: false)
+    }
+
+    /// Waits for one child and forgets it once it has ended. Returns false when the child is still running or `waitpid` failed.
+    @discardableResult
+    private func reap(_ pid: pid_t, blocking: Bool) -> Bool {
+        let exit: ChildExit?
+        switch ChildProcess.wait(for: pid, blocking: blocking) {
+        case .reaped(let childExit): exit = childExit
+        case .gone: exit = nil
+        case .running, .failed: return false
+        }
+        forget(pid, exit: exit)
+        return true
+    }
+
+    /// Drops a child from the books, reports how it ended, and re-enables accepting if that made room.
+    private func forget(_ pid: pid_t, exit: ChildExit?) {
+        let limit = maxChildren
+        let (removed, server) = state.withLock { state -> (Bool, BaseServer?) in
+            let wasFull = state.children.count >= limit
+            guard let entry = state.children.removeValue(forKey: pid) else { return (false, nil) }
+            // Its event may be the one firing right now: free it later, outside its own callback.
+            if case .watched(let watch) = entry { state.retired.append(watch) }
+            return (true, wasFull ? state.server : nil)
+        }
+        guard removed else { return }
+        if let exit { onChildExit?(exit) }
+        server?.refreshAccepting()
+    }
+
+    /// Blocks until fewer than `maxChildren` children are alive, waiting only for this server's own.
+    private func waitForRoom() {
+        while true {
+            let child = state.withLock { state -> pid_t? in
+                guard state.children.count >= maxChildren else { return nil }
+                return state.children.keys.first
+            }
+            guard let child else { return }
+            // A blocking waitpid on our own child fails only if it is no longer ours; stop counting it.
+            if !reap(child, blocking: true) { forget(child, exit: nil) }
+            collectChildren()
+        }
+    }
+
+    private enum Child {
+        case watched(ChildExitWatch)
+        case unwatched
+    }
+
+    private struct State {
+        var children: [pid_t: Child] = [:]
+        /// Watches of reaped children, freed on the loop's thread outside their own callbacks.
+        var retired: [ChildExitWatch] = []
+        /// The server this mode runs for, to re-enable accepting after a reap.
+        weak var server: BaseServer?
+    }
+}

@@ -1,0 +1,195 @@
+/// A TCP server handling each request on its own thread: Python's `socketserver.ThreadingTCPServer`.
+///
+/// A `TCPServer` whose `mode` is a `ThreadingMode`. Python's class attributes are properties forwarding to
+/// that mode; set them before serving, or override them in a subclass (the initialiser reads the overrides):
+///
+/// ```swift
+/// final class QuietServer: ThreadingTCPServer, @unchecked Sendable {
+///     override var daemonThreads: Bool { get { true } set {} }
+/// }
+/// ```
+open class ThreadingTCPServer: TCPServer, @unchecked Sendable {
+    /// The mode running this server's requests.
+    public let threadingMode: ThreadingMode
+
+    /// Creates the server as `TCPServer` does, running requests on threads.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks one.
+    ///   - handler: the request handler class.
+    ///   - bindAndActivate: false leaves the socket created but unbound.
+    ///   - mode: the threading mode; pass one to set `maxConcurrentRequests`. Defaults to the reference's
+    ///     settings (non-daemon threads, joined on close, no cap).
+    /// - Throws: `SocketError` from `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        bindAndActivate: Bool = true,
+        mode: ThreadingMode = ThreadingMode()
+    ) throws {
+        threadingMode = mode
+        try super.init(serverAddress, handler: handler, bindAndActivate: bindAndActivate, mode: mode)
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
+    open var daemonThreads: Bool {
+        get { threadingMode.daemonThreads }
+        set { threadingMode.daemonThreads = newValue }
+    }
+
+    /// Python's `block_on_close`: when true, `serverClose()` joins the non-daemon handler threads. Default true.
+    open var blockOnClose: Bool {
+        get { threadingMode.blockOnClose }
+        set { threadingMode.blockOnClose = newValue }
+    }
+}
+
+/// A UDP server handling each request on its own thread: Python's `socketserver.ThreadingUDPServer`.
+///
+/// A `UDPServer` whose `mode` is a `ThreadingMode`. Python's class attributes are properties forwarding to
+/// that mode; set them before serving, or override them in a subclass (the initialiser reads the overrides):
+///
+/// ```swift
+/// final class QuietServer: ThreadingUDPServer, @unchecked Sendable {
+///     override var daemonThreads: Bool { get { true } set {} }
+/// }
+/// ```
+open class ThreadingUDPServer: UDPServer, @unchecked Sendable {
+    /// The mode running this server's requests.
+    public let threadingMode: ThreadingMode
+
+    /// Creates the server as `UDPServer` does, running requests on threads.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks one.
+    ///   - handler: the request handler class.
+    ///   - bindAndActivate: false leaves the socket created but unbound.
+    ///   - mode: the threading mode; pass one to set `maxConcurrentRequests`. Defaults to the reference's
+    ///     settings (non-daemon threads, joined on close, no cap).
+    /// - Throws: `SocketError` from `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        bindAndActivate: Bool = true,
+        mode: ThreadingMode = ThreadingMode()
+    ) throws {
+        threadingMode = mode
+        try super.init(serverAddress, handler: handler, bindAndActivate: bindAndActivate, mode: mode)
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
+    open var daemonThreads: Bool {
+        get { threadingMode.daemonThreads }
+        set { threadingMode.daemonThreads = newValue }
+    }
+
+    /// Python's `block_on_close`: when true, `serverClose()` joins the non-daemon handler threads. Default true.
+    open var blockOnClose: Bool {
+        get { threadingMode.blockOnClose }
+        set { threadingMode.blockOnClose = newValue }
+    }
+}
+
+/// A Unix stream server handling each request on its own thread: Python's `socketserver.ThreadingUnixStreamServer`.
+///
+/// A `UnixStreamServer` whose `mode` is a `ThreadingMode`. Python's class attributes are properties forwarding to
+/// that mode; set them before serving, or override them in a subclass (the initialiser reads the overrides):
+///
+/// ```swift
+/// final class QuietServer: ThreadingUnixStreamServer, @unchecked Sendable {
+///     override var daemonThreads: Bool { get { true } set {} }
+/// }
+/// ```
+open class ThreadingUnixStreamServer: UnixStreamServer, @unchecked Sendable {
+    /// The mode running this server's requests.
+    public let threadingMode: ThreadingMode
+
+    /// Creates the server as `UnixStreamServer` does, running requests on threads.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks one.
+    ///   - handler: the request handler class.
+    ///   - bindAndActivate: false leaves the socket created but unbound.
+    ///   - mode: the threading mode; pass one to set `maxConcurrentRequests`. Defaults to the reference's
+    ///     settings (non-daemon threads, joined on close, no cap).
+    /// - Throws: `SocketError` from `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        bindAndActivate: Bool = true,
+        mode: ThreadingMode = ThreadingMode()
+    ) throws {
+        threadingMode = mode
+        try super.init(serverAddress, handler: handler, bindAndActivate: bindAndActivate, mode: mode)
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
+    open var daemonThreads: Bool {
+        get { threadingMode.daemonThreads }
+        set { threadingMode.daemonThreads = newValue }
+    }
+
+    /// Python's `block_on_close`: when true, `serverClose()` joins the non-daemon handler threads. Default true.
+    open var blockOnClose: Bool {
+        get { threadingMode.blockOnClose }
+        set { threadingMode.blockOnClose = newValue }
+    }
+}
+
+/// A Unix datagram server handling each request on its own thread: Python's `socketserver.ThreadingUnixDatagramServer`.
+///
+/// A `UnixDatagramServer` whose `mode` is a `ThreadingMode`. Python's class attributes are properties forwarding to
+/// that mode; set them before serving, or override them in a subclass (the initialiser reads the overrides):
+///
+/// ```swift
+/// final class QuietServer: ThreadingUnixDatagramServer, @unchecked Sendable {
+///     override var daemonThreads: Bool { get { true } set {} }
+/// }
+/// ```
+open class ThreadingUnixDatagramServer: UnixDatagramServer, @unchecked Sendable {
+    /// The mode running this server's requests.
+    public let threadingMode: ThreadingMode
+
+    /// Creates the server as `UnixDatagramServer` does, running requests on threads.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks one.
+    ///   - handler: the request handler class.
+    ///   - bindAndActivate: false leaves the socket created but unbound.
+    ///   - mode: the threading mode; pass one to set `maxConcurrentRequests`. Defaults to the reference's
+    ///     settings (non-daemon threads, joined on close, no cap).
+    /// - Throws: `SocketError` from `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        bindAndActivate: Bool = true,
+        mode: ThreadingMode = ThreadingMode()
+    ) throws {
+        threadingMode = mode
+        try super.init(serverAddress, handler: handler, bindAndActivate: bindAndActivate, mode: mode)
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
+    open var daemonThreads: Bool {
+        get { threadingMode.daemonThreads }
+        set { threadingMode.daemonThreads = newValue }
+    }
+
+    /// Python's `block_on_close`: when true, `serverClose()` joins the non-daemon handler threads. Default true.
+    open var blockOnClose: Bool {
+        get { threadingMode.blockOnClose }
+        set { threadingMode.blockOnClose = newValue }
+    }
+}
