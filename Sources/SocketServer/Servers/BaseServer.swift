@@ -219,6 +219,16 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
+    /// The loop `serveForever` is running, when asked from its serving thread; nil from any other thread or
+    /// while not serving. For modes that watch descriptors of their own there (a forking mode watches its
+    /// children's exits); events on it must be added and freed on that thread or while it is not running.
+    package var servingLoop: EventLoop? {
+        lifecycle.withLock { state in
+            guard let thread = state.servingThread, pthread_equal(thread, pthread_self()) != 0 else { return nil }
+            return state.loop
+        }
+    }
+
     /// The listening socket's own timeout, which `handleRequest()` also honours.
     open var listeningSocketTimeout: Duration? { nil }
 
