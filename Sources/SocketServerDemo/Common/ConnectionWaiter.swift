@@ -1,0 +1,56 @@
+import Glibc
+import SocketServer
+
+/// A connection went quiet for longer than the service's `--timeout`.
+struct ConnectionIdleError: Error, CustomStringConvertible {
+    var description: String { "client idle past the timeout" }
+}
+
+/// Receives on a connection in short ticks, so that a handler blocked on a silent client still notices a
+/// shutdown and still drops a client that went quiet or vanished.
+///
+/// `prepare(_:sendTimeout:)` gives the connection a 100 ms receive timeout (and the service's timeout for
+/// sends). Each receive that times out costs one wake-up per tick; a receive that gets data costs nothing
+/// extra, so the request path has no additional system call. A timed-out receive leaves `RequestReader`'s
+/// buffer as it was, so the read is simply retried.
+struct ConnectionWaiter {
+    /// How often a waiting handler looks at the shutdown notice and the clock.
+    static let tick: Duration = .milliseconds(100)
+
+    /// Applies the send timeout and the receive tick to `connection`.
+    static func prepare(_ connection: Socket, sendTimeout: Duration) {
+        connection.timeout = sendTimeout
+        let microseconds = Int(tick.components.seconds) * 1_000_000 + Int(tick.components.attoseconds / 1_000_000_000_000)
+        var interval = timeval(tv_sec: microseconds / 1_000_000, tv_usec: microseconds % 1_000_000)
+        _ = setsockopt(
+            connection.fileDescriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// The handler's buffered input, consulted to tell a quiet client from one in the middle of a message.
+    let reader: RequestReader
+    /// The shutdown notice.
+    let drain: DrainNotice
+
+    /// Runs `receive` until it returns, retrying after every tick in which nothing arrived.
+    ///
+    /// - Parameters:
+    ///   - deadline: when to give up on a client that sends nothing.
+    ///   - leaveWhenDraining: return nil once a shutdown is announced and nothing partial is buffered (the
+    ///     client is between messages, so closing loses nothing).
+    /// - Returns: what `receive` returned, or nil when the service is shutting down.
+    /// - Throws: `ConnectionIdleError` after `deadline`; what `receive` throws, except tick timeouts.
+    func receive<Value>(
+        until deadline: ContinuousClock.Instant,
+        leaveWhenDraining: Bool,
+        _ receive: () throws -> Value
+    ) throws -> Value? {
+        while true {
+            do {
+                return try receive()
+            } catch let error as SocketError where error.isTimeout || error.code == EAGAIN {
+                if leaveWhenDraining && reader.bufferedCount == 0 && drain.isDraining { return nil }
+                if ContinuousClock.now >= deadline { throw ConnectionIdleError() }
+            }
+        }
+    }
+}

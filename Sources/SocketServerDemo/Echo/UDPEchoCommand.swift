@@ -1,0 +1,50 @@
+import ArgumentParser
+import SocketServer
+
+/// `socketserver-demo udp-echo`: datagram echo over UDP or a Unix datagram socket.
+struct UDPEchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp-echo",
+        abstract: "Datagram echo over UDP or a Unix datagram socket.",
+        discussion: """
+            Every datagram (up to 8192 bytes; longer ones are cut) goes back to its sender unchanged. A Unix \
+            datagram client must bind its own socket to a path to get a reply. Datagrams are logged at info \
+            level (default level: notice). Default port 9999.
+            Try it: socketserver-demo udp-echo --port 9999 & echo hello | nc -u -w1 127.0.0.1 9999
+            """
+    )
+
+    @OptionGroup var options: ServiceOptions
+
+    @Option(
+        name: .customLong("delay-ms"),
+        help: ArgumentHelp("Sleep this many milliseconds before each reply: a slow handler. Default 0.", valueName: "ms")
+    )
+    var delayMilliseconds = 0
+
+    func validate() throws {
+        guard (0...60_000).contains(delayMilliseconds) else {
+            throw ValidationError("--delay-ms must be between 0 and 60000.")
+        }
+    }
+
+    func run() throws {
+        ShutdownSignals.block()
+        let context = ServiceContext(
+            logger: ServiceRunner.makeLogger(level: options.logLevel ?? .notice),
+            drain: try DrainNotice(),
+            timeout: options.timeout(default: 300),
+            mode: options.mode,
+            replyDelay: delayMilliseconds > 0 ? .milliseconds(delayMilliseconds) : nil
+        )
+        let address = try options.address(defaultPort: 9999)
+        let mode = options.mode.makeConcurrencyMode(workers: options.workers)
+        let server: BaseServer =
+            if options.isUnix {
+                try ServiceUnixDatagramServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)
+            } else {
+                try ServiceUDPServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)
+            }
+        try ServiceRunner.serve(server, context: context)
+    }
+}

@@ -1,0 +1,22 @@
+import Logging
+import SocketServer
+
+/// Sends each datagram back to its sender.
+final class UDPEchoHandler: DatagramRequestHandler {
+    override func handle() throws {
+        let context = try serviceContext()
+        if let delay = context.replyDelay { pause(for: delay) }
+        try wfile.write(packet)
+    }
+
+    /// Replies, except to an unnamed Unix client, which has no address to reply to.
+    override func finish() throws {
+        let context = try serviceContext()
+        if clientAddress.family == .unix && clientAddress.path?.isEmpty != false {
+            context.logger.debug("datagram from an unnamed Unix socket, not answered", metadata: ["bytes": "\(packet.count)"])
+            return
+        }
+        try super.finish()
+        context.logger.info("datagram", metadata: ["client": "\(clientAddress)", "bytes": "\(packet.count)"])
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import SocketServer
+
+/// `socketserver-demo http`: a static file server, like `python3 -m http.server`.
+struct HTTPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "Static HTTP/1.1 file server for a directory, like `python3 -m http.server`.",
+        discussion: """
+            Serves GET and HEAD for the files under --directory, with an HTML listing for a directory \
+            without index.html, and 301 to add a missing trailing slash. Answers 400, 404, 405, 408, 414 \
+            (request line over 8 KiB), 431 (a header line over 8 KiB, over 64 KiB or 100 fields in all) and \
+            505 with a short HTML body. Nothing outside the directory is ever served: `..` (also as %2e%2e \
+            or with %2f), and symbolic links that lead out of the tree, get 404. Connections stay open \
+            between requests (HTTP/1.1 by default, HTTP/1.0 with Connection: keep-alive) in every mode but \
+            sync, where a waiting connection would block all others. Each request is logged at info level \
+            (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
+            Try it: socketserver-demo http --mode threading --port 8000 & curl -i http://127.0.0.1:8000/
+            """
+    )
+
+    @OptionGroup var options: ServiceOptions
+
+    @Option(name: [.customShort("d"), .long], help: "Directory to serve. Default: the current directory.")
+    var directory = "."
+
+    func validate() throws {
+        guard StaticPathResolver(directory: directory) != nil else {
+            throw ValidationError("--directory \(directory) is not an existing directory.")
+        }
+    }
+
+    func run() throws {
+        ShutdownSignals.block()
+        guard let resolver = StaticPathResolver(directory: directory) else {
+            throw ValidationError("--directory \(directory) is not an existing directory.")
+        }
+        let context = ServiceContext(
+            logger: ServiceRunner.makeLogger(level: options.logLevel ?? .info),
+            drain: try DrainNotice(),
+            timeout: options.timeout(default: 30),
+            mode: options.mode,
+            http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive)
+        )
+        let address = try options.address(defaultPort: 8000)
+        let mode = options.mode.makeConcurrencyMode(workers: options.workers)
+        let server: BaseServer =
+            if options.isUnix {
+                try ServiceUnixStreamServer(address, handler: HTTPHandler.self, mode: mode, context: context)
+            } else {
+                try ServiceTCPServer(address, handler: HTTPHandler.self, mode: mode, context: context)
+            }
+        context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
+        try ServiceRunner.serve(server, context: context)
+    }
+}

@@ -1,1 +1,0 @@
-print("socketserver-demo: not built yet")
