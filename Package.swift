@@ -35,9 +35,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "CPerfEpoll", path: "Perf/CPerfEpoll"),
         .executableTarget(
             name: "Perf",
             dependencies: [
+                "CPerfEpoll",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

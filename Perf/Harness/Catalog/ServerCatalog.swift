@@ -1,0 +1,117 @@
+/// Every server of a run: SocketServer's modes (run through `socketserver-demo`) and the peers.
+struct ServerCatalog: Sendable {
+    /// The modes the harness knows of, in the order shown. A mode the demo does not offer yet is listed
+    /// and skipped with a note.
+    static let modeNames = ["sync", "threading", "forking", "pool", "event", "async"]
+    /// The peers, in the order shown.
+    static let peerNames = [
+        "c-bufferevent", "c-raw", "c-sequential", "c-udp", "nio", "py-sync", "py-threading", "py-forking",
+    ]
+
+    var servers: [ServerSpec] = []
+    /// Why a server known to the harness is missing from this run (mode not in the demo, peer not built).
+    var missing: [String: String] = [:]
+
+    init(tools: PeerTools, demoHelp: DemoHelp?) {
+        for mode in Self.modeNames {
+            guard let demo = tools.demo, let help = demoHelp else {
+                missing[mode] = "socketserver-demo is not built"
+                continue
+            }
+            guard help.modes.contains(mode) else {
+                missing[mode] = "socketserver-demo has no --mode \(mode) yet"
+                continue
+            }
+            var extra: [String] = []
+            if help.hasLogLevel { extra += ["--log-level", "error"] }
+            if mode == "event" && help.hasLoops { extra += ["--loops", "1"] }  // one loop against one NIO loop
+            let delayFlag = help.delayFlag
+            let common = ["--mode", mode, "--host", "127.0.0.1", "--port", "0"] + extra
+            servers.append(
+                ServerSpec(
+                    id: mode, label: "SocketServer \(mode)", family: .mode,
+                    concurrency: Self.concurrency(ofMode: mode),
+                    tcp: { delay in
+                        [demo, "echo"] + common + (delay > 0 ? [delayFlag ?? "", String(delay)] : [])
+                    },
+                    udp: { [demo, "udp-echo"] + common },
+                    supportsDelay: delayFlag != nil))
+        }
+        let bin = tools.cBinDirectory
+        if tools.cPeersBuilt {
+            servers.append(
+                ServerSpec(
+                    id: "c-bufferevent", label: "C libevent bufferevent", family: .peer, concurrency: .eventLoop,
+                    tcp: { _ in ["\(bin)/echo_bufferevent", "--port", "0"] }, udp: nil, supportsDelay: false))
+            servers.append(
+                ServerSpec(
+                    id: "c-raw", label: "C libevent raw events", family: .peer, concurrency: .eventLoop,
+                    tcp: { _ in ["\(bin)/echo_raw", "--port", "0"] }, udp: nil, supportsDelay: false))
+            servers.append(
+                ServerSpec(
+                    id: "c-sequential", label: "C sequential", family: .peer, concurrency: .sequential,
+                    tcp: { _ in ["\(bin)/echo_sequential", "--port", "0"] }, udp: nil, supportsDelay: false))
+            servers.append(
+                ServerSpec(
+                    id: "c-udp", label: "C libevent UDP", family: .peer, concurrency: .eventLoop,
+                    tcp: nil, udp: { ["\(bin)/udp_echo", "--port", "0"] }, supportsDelay: false))
+        } else {
+            for name in ["c-bufferevent", "c-raw", "c-sequential", "c-udp"] { missing[name] = "C peers did not build" }
+        }
+        if let nio = tools.nioPeer {
+            servers.append(
+                ServerSpec(
+                    id: "nio", label: "SwiftNIO (1 loop)", family: .peer, concurrency: .eventLoop,
+                    tcp: { _ in [nio, "--port", "0"] }, udp: { [nio, "--udp", "--port", "0"] }, supportsDelay: false))
+        } else {
+            missing["nio"] = tools.nioProblem ?? "SwiftNIO peer not built"
+        }
+        if let python = tools.python {
+            let script = tools.pythonScript
+            for (id, mode) in [("py-sync", "sync"), ("py-threading", "threading"), ("py-forking", "forking")] {
+                servers.append(
+                    ServerSpec(
+                        id: id, label: "Python \(mode)", family: .peer,
+                        concurrency: Self.concurrency(ofMode: mode),
+                        tcp: { delay in [python, script, "--mode", mode, "--port", "0", "--delay-ms", String(delay)] },
+                        udp: { [python, script, "--mode", mode, "--udp", "--port", "0"] },
+                        supportsDelay: true))
+            }
+        } else {
+            for name in ["py-sync", "py-threading", "py-forking"] { missing[name] = "python3 not found" }
+        }
+    }
+
+    static func concurrency(ofMode mode: String) -> ServerSpec.Concurrency {
+        switch mode {
+        case "sync": .sequential
+        case "forking": .processes
+        case "event", "async": .eventLoop
+        default: .threads
+        }
+    }
+
+    /// Keeps only the servers whose ids are in `ids` (all when nil).
+    mutating func restrict(to ids: Set<String>?) {
+        guard let ids else { return }
+        servers.removeAll { !ids.contains($0.id) }
+    }
+}
+
+/// What `socketserver-demo echo --help` says the demo offers.
+struct DemoHelp: Sendable {
+    var modes: Set<String>
+    var hasLogLevel: Bool
+    var hasLoops: Bool
+    /// The option that makes the echo handler sleep per line, if the demo has one.
+    var delayFlag: String?
+
+    init(helpText: String) {
+        // The --mode help lists "name (summary)" for each mode.
+        modes = Set(
+            ServerCatalog.modeNames.filter { helpText.contains("\($0) (") || helpText.contains("\($0),") })
+        hasLogLevel = helpText.contains("--log-level")
+        hasLoops = helpText.contains("--loops")
+        delayFlag = ["--delay-ms", "--handler-delay-ms", "--sleep-ms"].first { helpText.contains($0) }
+    }
+}

@@ -1,0 +1,58 @@
+/// A server the harness can run: one of SocketServer's modes (through `socketserver-demo`) or a peer.
+struct ServerSpec: Sendable {
+    enum Family: String, Codable, Sendable { case mode, peer }
+
+    /// How the server spreads connections, which decides where it can take part.
+    enum Concurrency: String, Codable, Sendable {
+        /// One connection at a time: persistent-connection workloads past 1 connection would only stall.
+        case sequential
+        /// A thread per connection (or a pool of threads).
+        case threads
+        /// A process per connection: too heavy for 1,000 connections.
+        case processes
+        /// An event loop: any number of connections.
+        case eventLoop
+    }
+
+    let id: String
+    let label: String
+    let family: Family
+    let concurrency: Concurrency
+    /// The TCP echo command, given the handler delay in ms (0 = none); nil when not offered.
+    let tcp: (@Sendable (_ delayMilliseconds: Int) -> [String])?
+    /// The UDP echo command; nil when not offered.
+    let udp: (@Sendable () -> [String])?
+    /// Whether the TCP command honours a handler delay.
+    let supportsDelay: Bool
+
+    /// The command for `workload`, or the reason this server sits it out.
+    func command(for workload: Workload) -> Result<[String], SkipReason> {
+        if workload.kind == .udp {
+            guard let udp else { return .failure(SkipReason("no UDP echo")) }
+            return .success(udp())
+        }
+        guard let tcp else { return .failure(SkipReason("no TCP echo")) }
+        if workload.delayMilliseconds > 0 && !supportsDelay {
+            return .failure(SkipReason("no handler-delay option"))
+        }
+        let persistent = workload.kind == .pingPong || workload.kind == .idle
+        if concurrency == .sequential && (workload.kind == .idle
+            || (workload.kind == .pingPong && workload.connections > 1 && workload.delayMilliseconds == 0))
+        {
+            return .failure(SkipReason("serves one connection at a time"))
+        }
+        if concurrency == .processes && (workload.kind == .idle || (persistent && workload.connections >= 1000)) {
+            return .failure(SkipReason("a process per connection: too heavy at this count"))
+        }
+        if concurrency == .threads && workload.kind == .idle && workload.connections > 1000 {
+            return .failure(SkipReason("a thread per connection: measured at 1,000 only"))
+        }
+        return .success(tcp(workload.delayMilliseconds))
+    }
+}
+
+/// Why a server does not take part in a workload.
+struct SkipReason: Error, Sendable, Codable {
+    let text: String
+    init(_ text: String) { self.text = text }
+}

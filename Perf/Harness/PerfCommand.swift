@@ -1,0 +1,154 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Glibc
+
+/// `perf`: runs SocketServer's concurrency modes and the peers through the same workloads, side by side.
+@main
+struct PerfCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perf",
+        abstract: "Compare SocketServer's concurrency modes with C libevent, SwiftNIO and Python socketserver peers.",
+        discussion: """
+            Servers run pinned to one core, the load generator (this binary, `perf load`) to another; each \
+            workload runs every server in alternating short slices (A B C … A B C …) and reports medians and \
+            the median ratio between servers with its spread. Results go to the terminal and to \
+            Perf/results/latest.{json,md,svg}.
+
+            WORKLOADS: \(Workload.all.map { "\($0.id) (\($0.title))" }.joined(separator: "; ")).
+
+            MODES (socketserver-demo --mode, skipped with a note when the demo lacks one): \
+            \(ServerCatalog.modeNames.joined(separator: ", ")).
+
+            PEERS: c-bufferevent (C, libevent bufferevents), c-raw (C, raw libevent events, own buffers), \
+            c-sequential (C, one connection at a time), c-udp (C, libevent UDP echo), nio (SwiftNIO, one \
+            loop; Perf/NIOPeer, built on first use), py-sync, py-threading, py-forking (Python socketserver).
+
+            PROFILES: quick (3 rounds of 0.3 s slices; about 3 minutes), full (7 rounds of 1 s slices).
+            """,
+        subcommands: [LoadCommand.self]
+    )
+
+    @Option(help: "quick or full.") var profile: String = "quick"
+    @Option(help: "Comma-separated workload ids (default: all).") var workloads: String?
+    @Option(help: "Comma-separated server ids, modes and peers (default: all).") var servers: String?
+    @Option(help: "Override the profile's rounds.") var rounds: Int?
+    @Option(help: "Override the profile's slice seconds.") var slice: Double?
+    @Option(help: "Path of socketserver-demo (default .build/release/socketserver-demo).") var demo: String?
+    @Option(help: "Package root (default: the current directory).") var root: String?
+    @Option(help: "Where to write latest.{json,md,svg} (default Perf/results).") var output: String?
+    @Flag(help: "Do not build or run the SwiftNIO peer.") var noNio = false
+
+    func validate() throws {
+        guard Profile.named(profile) != nil else { throw ValidationError("--profile must be quick or full") }
+        if let workloads {
+            let known = Set(Workload.all.map(\.id))
+            for id in workloads.split(separator: ",") where !known.contains(String(id)) {
+                throw ValidationError("unknown workload \(id); known: \(known.sorted().joined(separator: ", "))")
+            }
+        }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        raiseOpenFileLimit()
+        let interrupt = Self.cleanUpOnInterrupt()
+        defer { interrupt.cancel() }
+        let progress = Progress()
+        let root = self.root ?? FileManager.default.currentDirectoryPath
+        guard FileManager.default.fileExists(atPath: "\(root)/Perf/Peers") else {
+            throw HarnessError("run from the package root (or pass --root): \(root)/Perf/Peers not found")
+        }
+        guard var profile = Profile.named(profile) else { return }
+        if rounds != nil || slice != nil {
+            profile = Profile(
+                name: profile.name, rounds: rounds ?? profile.rounds, warmupSeconds: profile.warmupSeconds,
+                sliceSeconds: slice ?? profile.sliceSeconds, quietRounds: profile.quietRounds,
+                settleSeconds: profile.settleSeconds)
+        }
+        let pinning = CorePinning.detect()
+        progress.note("pinning: \(pinning.description)")
+        let tools = PeerTools(root: root, demoPath: demo, buildNIO: !noNio, progress: progress)
+        let demoHelp = tools.demo.flatMap { Self.demoHelp($0, tools: tools) }
+        var catalog = ServerCatalog(tools: tools, demoHelp: demoHelp)
+        catalog.restrict(to: servers.map { Set($0.split(separator: ",").map(String.init)) })
+        for (server, reason) in catalog.missing.sorted(by: { $0.key < $1.key }) {
+            progress.note("not in this run: \(server) — \(reason)")
+        }
+        let selected = workloads.map { ids in Workload.all.filter { ids.split(separator: ",").contains(Substring($0.id)) } }
+            ?? Workload.all
+        let harness = CommandLine.arguments[0].hasPrefix("/")
+            ? CommandLine.arguments[0] : "\(FileManager.default.currentDirectoryPath)/\(CommandLine.arguments[0])"
+        let runner = Runner(profile: profile, catalog: catalog, tools: tools, pinning: pinning, harness: harness, progress: progress)
+
+        var report = RunReport(
+            machine: .current(), profile: profile.name, startedAt: ISO8601DateFormatter().string(from: Date()),
+            rounds: profile.rounds, sliceSeconds: profile.sliceSeconds, pinning: pinning.description)
+        report.missingServers = catalog.missing
+        for workload in selected {
+            progress.note("workload \(workload.id): \(workload.title)")
+            report.workloads.append(runner.run(workload))
+        }
+        report.loadGeneratorCeiling = Self.ceiling(report)
+        report.targets = Targets.check(report)
+        report.notes = Self.notes
+        print(TerminalReport.render(report))
+        try write(report, root: root, progress: progress)
+        progress.note("done")
+    }
+
+    private func write(_ report: RunReport, root: String, progress: Progress) throws {
+        let directory = output ?? "\(root)/Perf/results"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: "\(directory)/latest.json"))
+        try MarkdownReport.render(report).write(toFile: "\(directory)/latest.md", atomically: true, encoding: .utf8)
+        try SVGChart.render(report).write(toFile: "\(directory)/latest.svg", atomically: true, encoding: .utf8)
+        progress.note("wrote \(directory)/latest.json, latest.md, latest.svg")
+    }
+
+    /// What the load generator reaches against the fastest C peer at 100 connections, with its own CPU.
+    static func ceiling(_ report: RunReport) -> String {
+        guard let workload = report.workloads.first(where: { $0.id == "echo-100" }),
+            let fastest = workload.rows.filter({ $0.server.hasPrefix("c-") }).max(by: { $0.median < $1.median })
+        else { return "not measured (needs echo-100 with a C peer)" }
+        let loadShare = (fastest.loadCPUShare ?? 0) * 100
+        let serverShare = fastest.slices.reduce(0) { $0 + $1.serverCPUSeconds } / max(1e-9, fastest.slices.reduce(0) { $0 + $1.seconds }) * 100
+        let verdict = loadShare < 90
+            ? "it had CPU to spare, so it is not the bottleneck"
+            : "it was busy the whole time, so it co-limits throughput on this machine: compare server CPU µs/req too"
+        return String(
+            format: "ceiling %@ req/s against %@ at 100 connections, load generator %.0f%% of its core, server %.0f%% of its core: %@",
+            TableFormat.metric(fastest.median, .requestsPerSecond), fastest.label, loadShare, serverShare, verdict)
+    }
+
+    static let notes = [
+        "Every server listens with a backlog of 4096 (SocketServer's SOMAXCONN default); Python's default of 5 was raised so that the kernel's SYN queue is not what gets measured.",
+        "Allocation counts come from an LD_PRELOAD malloc counter (Perf/Peers/c/malloc_count.c); Python's small-object allocator (pymalloc) bypasses malloc, so Python peers are not measured there.",
+        "Stop time is SIGTERM to process exit with nothing in flight: an upper bound for shutdown() to serveForever returning, process teardown included.",
+        "Memory per idle connection is (RSS with the connections open − RSS before) / connections, each connection having made one echo.",
+    ]
+
+    /// Asks the demo what it offers (`echo --help`).
+    static func demoHelp(_ demo: String, tools: PeerTools) -> DemoHelp? {
+        let path = "\(tools.outDirectory)/tmp/demo-help.txt"
+        guard let child = try? ChildProcess(arguments: [demo, "echo", "--help"], stdoutPath: path, stderrPath: path),
+            child.wait(timeout: 10) != nil, let text = readText(path)
+        else { return nil }
+        return DemoHelp(helpText: text)
+    }
+
+    /// Kills every child server on Ctrl-C (they run in their own process groups, so they do not get it).
+    static func cleanUpOnInterrupt() -> any DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            ChildProcess.killAll()
+            print("\ninterrupted: servers stopped")
+            Glibc.exit(130)
+        }
+        source.resume()
+        return source
+    }
+}

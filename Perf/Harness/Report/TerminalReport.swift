@@ -1,0 +1,25 @@
+/// The run's tables and target verdicts as plain text for the terminal.
+enum TerminalReport {
+    static func render(_ report: RunReport) -> String {
+        var text = "\nSocketServer perf — profile \(report.profile), \(report.rounds) alternating rounds of "
+            + "\(report.sliceSeconds) s per server\nmachine: \(report.machine.summary)\npinning: \(report.pinning)\n"
+        for workload in report.workloads {
+            text += "\n== \(workload.title) [\(workload.id)]\n"
+            text += TableFormat.columns([ResultTable.header] + ResultTable.rows(workload)) + "\n"
+            for (server, reason) in workload.skipped.sorted(by: { $0.key < $1.key }) {
+                text += "   skipped \(server): \(reason)\n"
+            }
+        }
+        if !report.missingServers.isEmpty {
+            text += "\nnot in this run:\n"
+            for (server, reason) in report.missingServers.sorted(by: { $0.key < $1.key }) {
+                text += "   \(server): \(reason)\n"
+            }
+        }
+        text += "\nload generator: \(report.loadGeneratorCeiling)\n"
+        text += "\ntargets (issue 6):\n"
+        text += TableFormat.columns(report.targets.map { [$0.target, $0.outcome.rawValue, $0.measured] }) + "\n"
+        for note in report.notes { text += "note: \(note)\n" }
+        return text
+    }
+}

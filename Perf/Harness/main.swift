@@ -1,1 +1,0 @@
-print("perf: not built yet")

@@ -1,0 +1,72 @@
+/* Shared by the C peers: argument parsing, the "listening on ADDRESS" contract, listening sockets.
+ * Each peer takes `--port N` (0 picks a free port) and `--host H` (default 127.0.0.1). */
+#define _GNU_SOURCE
+#ifndef PEER_COMMON_H
+#define PEER_COMMON_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PEER_BACKLOG 4096 /* the same as SocketServer's default (SOMAXCONN) */
+
+struct peer_options {
+    const char *host;
+    int port;
+};
+
+static struct peer_options peer_parse(int argc, char **argv) {
+    struct peer_options options = {"127.0.0.1", 0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            options.port = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            options.host = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--host H] [--port N]\n", argv[0]);
+            exit(2);
+        }
+    }
+    return options;
+}
+
+/* Binds (and for stream sockets listens on) host:port; exits with a message on failure. */
+static int peer_bind(struct peer_options options, int type) {
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof address);
+    address.sin_family = AF_INET;
+    address.sin_port = htons((unsigned short)options.port);
+    if (inet_pton(AF_INET, options.host, &address.sin_addr) != 1) {
+        fprintf(stderr, "bad host %s\n", options.host);
+        exit(2);
+    }
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&address, sizeof address) != 0 ||
+        (type == SOCK_STREAM && listen(fd, PEER_BACKLOG) != 0)) {
+        perror("bind/listen");
+        exit(1);
+    }
+    return fd;
+}
+
+/* Prints the contract's first line, "listening on HOST:PORT", and flushes it. */
+static void peer_announce(int fd) {
+    struct sockaddr_in address;
+    socklen_t length = sizeof address;
+    getsockname(fd, (struct sockaddr *)&address, &length);
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
+    printf("listening on %s:%d\n", text, ntohs(address.sin_port));
+    fflush(stdout);
+}
+
+#endif
