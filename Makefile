@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps test test-tsan perf build clean
+.PHONY: deps test test-tsan perf perf-full build clean
 
 deps:
 	@missing=""; \
@@ -27,10 +27,16 @@ test: deps
 test-tsan: deps
 	$(SWIFT) test --no-parallel --sanitize=thread --scratch-path .build-tsan
 
+# The harness compiles the C peers and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
 perf: deps
 	$(SWIFT) build -c release --product perf
 	$(SWIFT) build -c release --product socketserver-demo
 	.build/release/perf --profile quick
+
+perf-full: deps
+	$(SWIFT) build -c release --product perf
+	$(SWIFT) build -c release --product socketserver-demo
+	.build/release/perf --profile full
 
 clean:
 	rm -rf .build .build-tsan
