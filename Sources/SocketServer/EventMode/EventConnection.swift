@@ -1,0 +1,83 @@
+/// A handler's view of its connection in `EventMode`: write without blocking, close, pause and resume reading.
+///
+/// A small value (one reference) handed to every `EventStreamHandler` call; it may be stored (for example
+/// to broadcast to other connections of the same loop) but must only be used on the loop that called the
+/// handler. After the connection closed, writes are ignored and return false.
+public struct EventConnection: Hashable {
+    let core: StreamConnection
+
+    init(_ core: StreamConnection) {
+        self.core = core
+    }
+
+    /// The peer's address.
+    public var clientAddress: SocketAddress { core.clientAddress }
+
+    /// The server that accepted the connection.
+    public var server: BaseServer { core.server }
+
+    /// Which of the mode's loops owns the connection (0 ..< `loops`).
+    public var loopIndex: Int { core.worker.index }
+
+    /// Whether the connection still takes writes and its queued output is below the high watermark. A
+    /// producer that writes more than it reads should stop while this is false and resume in
+    /// `outputDrained(on:)`.
+    public var isWritable: Bool { core.isWritable }
+
+    /// Whether the connection is closing or closed.
+    public var isClosed: Bool { core.state != .open }
+
+    /// Bytes written but not yet taken by the peer.
+    public var bufferedOutputCount: Int { core.bufferedOutputCount }
+
+    /// Bytes received that the handler left unconsumed.
+    public var bufferedInputCount: Int { core.bufferedInputCount }
+
+    /// Sends `bytes` without blocking: what the socket takes now goes out at once (no copy), the rest is
+    /// queued and sent as the peer reads.
+    /// - Returns: false when the connection no longer takes writes (closing, closed, or it just exceeded
+    ///   `maxBufferedOutput` and is being closed).
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        core.write(bytes)
+    }
+
+    /// Sends `bytes` without blocking; see `write(_:)`.
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { core.write($0) }
+    }
+
+    /// Sends `text` as UTF-8 without blocking; see `write(_:)`.
+    @discardableResult
+    public func write(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { core.write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Closes the connection once its queued output has been sent; unread input is dropped. Idempotent.
+    public func close() {
+        core.close()
+    }
+
+    /// Stops reading from the peer (bytes wait in the kernel, and the peer eventually blocks) until
+    /// `resumeReading()`. Unconsumed input is kept and offered again on resume.
+    public func pauseReading() {
+        core.pauseReading()
+    }
+
+    /// Reads again after `pauseReading()`.
+    public func resumeReading() {
+        core.resumeReading()
+    }
+
+    /// Two values are equal when they refer to the same connection.
+    public static func == (lhs: EventConnection, rhs: EventConnection) -> Bool {
+        lhs.core === rhs.core
+    }
+
+    /// Hashes the connection's identity.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ObjectIdentifier(core))
+    }
+}

@@ -1,0 +1,64 @@
+import Glibc
+
+/// A non-blocking handler for the datagrams of a `UDPServer` or `UnixDatagramServer` in `EventMode`.
+///
+/// One instance serves every datagram of the server, on the server's own loop (the thread running
+/// `serveForever`), one at a time. Reply with `EventDatagram.reply`, which never blocks. An error thrown
+/// goes to the server's `handleError`; the server keeps serving.
+open class EventDatagramHandler {
+    /// Creates the handler; the mode creates one per server.
+    public required init() {}
+
+    /// A datagram arrived. Does nothing here.
+    open func datagramReceived(_ datagram: EventDatagram) throws {}
+}
+
+/// One received datagram, its sender, and the way to answer it.
+public struct EventDatagram: Sendable {
+    /// The payload, cut to the server's `maxPacketSize`.
+    public let packet: [UInt8]
+    /// Who sent it; replies go there.
+    public let clientAddress: SocketAddress
+    /// The server that received it.
+    public let server: BaseServer
+    private let socket: Socket
+
+    init(packet: [UInt8], clientAddress: SocketAddress, server: BaseServer, socket: Socket) {
+        self.packet = packet
+        self.clientAddress = clientAddress
+        self.server = server
+        self.socket = socket
+    }
+
+    /// Sends `bytes` to the sender as one datagram, without blocking.
+    /// - Returns: false when the socket's send buffer is full and the reply was dropped (as the network may).
+    /// - Throws: `SocketError` when the system refuses the datagram (for example an unnamed Unix client).
+    @discardableResult
+    public func reply(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
+        let descriptor = socket.fileDescriptor
+        guard descriptor >= 0 else { throw SocketError(operation: "sendto", code: EBADF) }
+        while true {
+            let sent = clientAddress.withSockAddr { address, length in
+                sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length)
+            }
+            if sent >= 0 { return true }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return false }
+            throw SocketError(operation: "sendto", code: code)
+        }
+    }
+
+    /// Sends `bytes` to the sender as one datagram, without blocking; false when dropped.
+    @discardableResult
+    public func reply(_ bytes: [UInt8]) throws -> Bool {
+        try bytes.withUnsafeBytes { try reply($0) }
+    }
+
+    /// Sends `text` as UTF-8 to the sender as one datagram, without blocking; false when dropped.
+    @discardableResult
+    public func reply(_ text: String) throws -> Bool {
+        var text = text
+        return try text.withUTF8 { try reply(UnsafeRawBufferPointer($0)) }
+    }
+}

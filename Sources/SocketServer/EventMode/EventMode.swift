@@ -1,0 +1,155 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Event-driven serving: many connections per thread, on libevent loops, with non-blocking handlers.
+///
+/// The fourth way of the reference ("maintain an explicit table of partially finished requests and use a
+/// selector"), for servers whose clients stay connected. The server's own loop (the thread in
+/// `serveForever`) accepts and runs the usual hooks (`verifyRequest`, `processRequest`, `handleError`,
+/// `shutdownRequest`); `processRequest` hands each connection to one of `loops` worker loops, round robin,
+/// where it stays until it closes. Each worker reads into one shared buffer, hands the bytes to an
+/// `EventStreamHandler` without copying, and writes straight to the socket, queueing only what the peer
+/// cannot take yet; an echo allocates nothing per message. Datagram servers run an `EventDatagramHandler`
+/// on the server's own loop instead.
+///
+/// ```swift
+/// let server = try TCPServer(.loopback(port: 8000), eventHandler: LineEcho.self)
+/// try server.serveForever()
+/// ```
+///
+/// Limits (`Configuration`): input and output per connection are bounded (a peer that does not read is no
+/// longer read from), an idle timeout, `maxConnections`; accept backs off on `EMFILE`. `shutdown()` stops
+/// accepting as in every mode; `serverClose()` then lets open connections finish for up to
+/// `shutdownTimeout`, closes the rest and joins the loop threads. Give each server its own instance.
+public final class EventMode: ConcurrencyMode, @unchecked Sendable {
+    /// What the mode runs: a handler per connection, or one handler for every datagram.
+    private enum Handling {
+        case stream(EventStreamHandler.Type)
+        case datagram(EventDatagramHandler)
+    }
+
+    /// The limits and sizes this mode was created with.
+    public let configuration: Configuration
+    // Immutable after init; the datagram handler is only used on the serving thread.
+    private let handling: Handling
+    private let workers = Mutex<Workers?>(nil)
+    private let openConnections = Atomic<Int>(0)
+    private let nextWorker = Atomic<Int>(0)
+    private let isClosing = Atomic<Bool>(false)
+    private let drained = Mutex<DispatchSemaphore?>(nil)
+
+    /// A mode whose connections are served by instances of `handler`, for `TCPServer` and `UnixStreamServer`.
+    public init(handler: EventStreamHandler.Type, configuration: Configuration = Configuration()) {
+        self.handling = .stream(handler)
+        self.configuration = configuration
+    }
+
+    /// A mode whose connections are served by instances of `handler` on `loops` loops (nil: one per CPU).
+    public convenience init(handler: EventStreamHandler.Type, loops: Int?) {
+        self.init(handler: handler, configuration: Configuration(loops: loops))
+    }
+
+    /// A mode whose datagrams are answered by one instance of `datagramHandler`, for `UDPServer` and
+    /// `UnixDatagramServer`. No loop thread is started: datagrams are handled on the server's own loop.
+    public init(datagramHandler: EventDatagramHandler.Type, configuration: Configuration = Configuration()) {
+        self.handling = .datagram(datagramHandler.init())
+        self.configuration = configuration
+    }
+
+    /// The number of connections open (accepted and not yet closed) across all loops.
+    public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// False at `maxConnections` and while closing, so the server stops accepting.
+    public var isAcceptingRequests: Bool {
+        if isClosing.load(ordering: .relaxed) { return false }
+        guard let limit = configuration.maxConnections else { return true }
+        return openConnections.load(ordering: .relaxed) < limit
+    }
+
+    /// Hands a connection to a worker loop, or answers a datagram here, on the serving thread.
+    public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
+        switch (request, handling) {
+        case (.stream(let socket), .stream(let handlerType)):
+            try socket.setNonBlocking(true)
+            if configuration.disableNagleAlgorithm && socket.family.isIP {
+                try? socket.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
+            }
+            let workers = try runningWorkers()
+            let worker = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count]
+            let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
+            if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
+            worker.loop.execute {
+                worker.adopt(socket, clientAddress: clientAddress, server: server, handler: handlerType.init())
+            }
+        case (.datagram(let datagram), .datagram(let handler)):
+            try handler.datagramReceived(
+                EventDatagram(packet: datagram.packet, clientAddress: clientAddress, server: server, socket: datagram.socket))
+            server.shutdownRequest(request)
+        default:
+            throw SocketServerError.unexpectedRequest("EventMode was configured for the other kind of request")
+        }
+    }
+
+    /// Stops accepting, lets open connections finish for up to `shutdownTimeout`, closes the rest, and
+    /// joins the loop threads. Called by `serverClose()` after the listening socket is closed.
+    public func serverClose(server: BaseServer) {
+        guard let current = workers.withLock({ $0 }) else { return }
+        let semaphore = DispatchSemaphore(value: 0)
+        drained.withLock { $0 = semaphore }
+        isClosing.store(true, ordering: .sequentiallyConsistent)
+        for worker in current.workers {
+            worker.loop.execute { worker.noticeShutdown() }
+        }
+        if openConnections.load(ordering: .sequentiallyConsistent) > 0 {
+            _ = semaphore.wait(timeout: .now() + configuration.shutdownTimeout.dispatchInterval)
+        }
+        for worker in current.workers {
+            worker.loop.execute { worker.closeAll(EventModeError.shutdownDeadlineExpired) }
+        }
+        current.group.shutdown()
+        workers.withLock { $0 = nil }
+        drained.withLock { $0 = nil }
+        isClosing.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    /// Called by a worker, on its thread, when one of its connections has closed.
+    func connectionClosed(server: BaseServer) {
+        let remaining = openConnections.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue
+        if remaining == 0 && isClosing.load(ordering: .sequentiallyConsistent) {
+            _ = drained.withLock { $0?.signal() }
+        }
+        if let limit = configuration.maxConnections, remaining == limit - 1 {
+            server.refreshAccepting()
+        }
+    }
+
+    /// The worker loops, started on first use (and again after `serverClose()`).
+    private func runningWorkers() throws -> [EventWorker] {
+        try workers.withLock { state in
+            if let state { return state.workers }
+            let group = try EventLoopGroup(count: configuration.loops, name: "event-loop")
+            let started = Workers(
+                group: group,
+                workers: group.loops.enumerated().map { EventWorker(loop: $1, index: $0, mode: self) })
+            state = started
+            return started.workers
+        }
+    }
+}
+
+/// The running loops of an `EventMode` and their workers.
+private struct Workers {
+    let group: EventLoopGroup
+    let workers: [EventWorker]
+}
+
+extension Duration {
+    /// The duration as a Dispatch interval, rounded down to nanoseconds.
+    var dispatchInterval: DispatchTimeInterval {
+        let (seconds, attoseconds) = components
+        let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !nanoseconds.overflow else { return .never }
+        return .nanoseconds(Int(nanoseconds.partialValue + attoseconds / 1_000_000_000))
+    }
+}

@@ -1,0 +1,72 @@
+import Glibc
+
+/// One loop of the event mode and the connections it owns.
+///
+/// Thread-confined: everything but `loop`, `index` and `configuration` is touched only on the loop's thread
+/// (through `loop.execute` from elsewhere), which is what makes the unchecked `Sendable` sound.
+final class EventWorker: @unchecked Sendable {
+    let loop: EventLoop
+    let index: Int
+    let configuration: EventMode.Configuration
+    let idleTimeout: LoopTimeout?
+    /// The one receive buffer of the loop: connections read into it and their handlers see it directly.
+    let receiveBuffer: UnsafeMutableRawBufferPointer
+    private unowned(unsafe) let mode: EventMode
+    private var connections: [StreamConnection] = []
+
+    init(loop: EventLoop, index: Int, mode: EventMode) {
+        self.loop = loop
+        self.index = index
+        self.mode = mode
+        self.configuration = mode.configuration
+        self.idleTimeout = mode.configuration.idleTimeout.flatMap { LoopTimeout($0, on: loop) }
+        self.receiveBuffer = .allocate(byteCount: mode.configuration.readChunkSize, alignment: 16)
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+    }
+
+    /// The number of connections this loop owns; read it on the loop's thread.
+    var connectionCount: Int { connections.count }
+
+    /// Takes over an accepted, non-blocking connection. Runs on the loop's thread.
+    func adopt(_ socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler) {
+        let connection = StreamConnection(
+            socket: socket, clientAddress: clientAddress, server: server, handler: handler, worker: self)
+        connection.registryIndex = connections.count
+        connections.append(connection)
+        guard connection.open() else {
+            server.handleError(SocketError(operation: "event_assign", code: ENOMEM), clientAddress: clientAddress)
+            connection.forceClose(EventModeError.outOfMemory)
+            return
+        }
+    }
+
+    /// Tells every handler that the server is closing. Runs on the loop's thread.
+    func noticeShutdown() {
+        for connection in connections {
+            connection.noticeShutdown()
+        }
+    }
+
+    /// Closes every connection left, dropping queued output. Runs on the loop's thread.
+    func closeAll(_ error: any Error) {
+        while let connection = connections.last {
+            connection.forceClose(error)
+        }
+    }
+
+    /// Forgets a closed connection. Runs on the loop's thread.
+    func remove(_ connection: StreamConnection) {
+        let index = connection.registryIndex
+        guard index >= 0, index < connections.count, connections[index] === connection else { return }
+        let last = connections.removeLast()
+        if last !== connection {
+            connections[index] = last
+            last.registryIndex = index
+        }
+        connection.registryIndex = -1
+        mode.connectionClosed(server: connection.server)
+    }
+}

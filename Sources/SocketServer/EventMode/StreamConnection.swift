@@ -1,0 +1,291 @@
+import Glibc
+
+/// One accepted connection on one event loop: its socket, its handler, its buffers and its read/write
+/// interest. Users see it through `EventConnection`.
+///
+/// Everything here runs on the owning loop's thread. The life cycle is `open` → `closing` (flushing queued
+/// output after `close()` or end of input) → `closed` (events removed, handler told, `shutdownRequest` run).
+/// State changes requested from outside the connection's own callbacks (another connection's handler, the
+/// shutdown) are applied by waking the connection's write callback, so that a connection is never freed
+/// under a handler that is still using it.
+final class StreamConnection: SocketEventTarget {
+    enum State {
+        case open
+        case closing
+        case closed
+    }
+
+    let clientAddress: SocketAddress
+    let server: BaseServer
+    let socket: Socket
+    let descriptor: Int32
+    /// Set to nil when the connection closes, which breaks the cycle a handler storing its connection makes.
+    private(set) var handler: EventStreamHandler?
+    unowned(unsafe) let worker: EventWorker
+    /// Where this connection sits in its worker's registry (swap-remove needs it).
+    var registryIndex = -1
+
+    private(set) var state = State.open
+    private var events = SocketEvents()
+    private var input = ByteQueue()
+    private var output = ByteQueue()
+    private var failure: (any Error)?
+    private var isInCallback = false
+    private var receivedEndOfInput = false
+    private var isPausedByHandler = false
+    private var isPausedByOutput = false
+    private var needsRedelivery = false
+
+    init(socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler, worker: EventWorker) {
+        self.socket = socket
+        self.descriptor = socket.fileDescriptor
+        self.clientAddress = clientAddress
+        self.server = server
+        self.handler = handler
+        self.worker = worker
+        super.init()
+    }
+
+    // MARK: - Life cycle, driven by the worker
+
+    /// Registers with the loop and tells the handler; false when the loop could not take the descriptor.
+    func open() -> Bool {
+        guard events.attach(loop: worker.loop, descriptor: descriptor, target: self) else { return false }
+        inCallback {
+            if let handler { try handler.connectionOpened(EventConnection(self)) }
+        }
+        return true
+    }
+
+    /// The server is closing: tell the handler, which may close the connection early.
+    func noticeShutdown() {
+        inCallback { handler?.serverShuttingDown(EventConnection(self)) }
+    }
+
+    /// Closes at once, dropping queued output (the shutdown deadline expired).
+    func forceClose(_ error: any Error) {
+        finalize(error: error)
+    }
+
+    // MARK: - Loop callbacks
+
+    override func socketReadable() {
+        inCallback(receive)
+    }
+
+    override func socketWritable() {
+        inCallback(flush)
+    }
+
+    override func socketTimedOut() {
+        inCallback { self.fail(EventModeError.idleTimeout) }
+    }
+
+    // MARK: - Handler API (through EventConnection)
+
+    var bufferedOutputCount: Int { output.count }
+    var bufferedInputCount: Int { input.count }
+    var isWritable: Bool { state == .open && failure == nil && output.count < worker.configuration.outputHighWatermark }
+
+    /// Sends at once what the peer takes and queues the rest; false when the connection no longer takes writes.
+    func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard state == .open, failure == nil else { return false }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+        var sent = 0
+        if output.isEmpty {
+            while sent < bytes.count {
+                let count = send(descriptor, base + sent, bytes.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                if count > 0 {
+                    sent += count
+                    if sent < bytes.count { break }  // the socket buffer is full; do not ask again
+                    continue
+                }
+                let code = errno
+                if count < 0 && code == EINTR { continue }
+                if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { break }
+                fail(SocketError(operation: "send", code: count < 0 ? code : EPIPE))
+                return false
+            }
+            if sent == bytes.count { return true }
+        }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+        let limit = worker.configuration.maxBufferedOutput
+        guard output.count + rest.count <= limit else {
+            fail(EventModeError.outputLimitExceeded(limit: limit))
+            return false
+        }
+        guard output.append(rest) else {
+            fail(EventModeError.outOfMemory)
+            return false
+        }
+        if !isInCallback { updateInterest() }
+        return true
+    }
+
+    /// Stops taking writes and closes once queued output has been sent.
+    func close() {
+        guard state == .open else { return }
+        state = .closing
+        if !isInCallback { events.wakeWriter() }
+    }
+
+    func pauseReading() {
+        guard !isPausedByHandler else { return }
+        isPausedByHandler = true
+        if !isInCallback { updateInterest() }
+    }
+
+    func resumeReading() {
+        guard isPausedByHandler else { return }
+        isPausedByHandler = false
+        // Bytes kept while paused may already hold complete messages: offer them without waiting for more.
+        if !input.isEmpty { needsRedelivery = true }
+        if !isInCallback {
+            if needsRedelivery { events.wakeWriter() } else { updateInterest() }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Runs `body` as the connection's own callback, then applies whatever state it left behind.
+    private func inCallback(_ body: () throws -> Void) {
+        guard state != .closed else { return }
+        isInCallback = true
+        do {
+            try body()
+        } catch {
+            report(error)
+        }
+        isInCallback = false
+        settle()
+    }
+
+    private func receive() throws {
+        guard state == .open, !receivedEndOfInput else { return }
+        let buffer = worker.receiveBuffer
+        var room = buffer.count
+        if !output.isEmpty {
+            // Do not read more than the output may still grow by before reaching the high watermark.
+            room = min(room, max(worker.configuration.outputHighWatermark - output.count, 1))
+        }
+        let count = recv(descriptor, buffer.baseAddress, room, 0)
+        if count > 0 {
+            try deliver(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+        } else if count == 0 {
+            receivedEndOfInput = true
+            if let handler { try handler.inputEnded(on: EventConnection(self)) }
+        } else {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
+            fail(SocketError(operation: "recv", code: code))
+        }
+    }
+
+    /// Hands new bytes to the handler, from the loop's buffer when nothing was left over, else appended to
+    /// what was; keeps what the handler leaves.
+    private func deliver(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let handler else { return }
+        if input.isEmpty {
+            var view = EventInput(bytes)
+            defer { keepUnconsumed(view.readableBytes) }
+            try handler.bytesReceived(&view, on: EventConnection(self))
+        } else {
+            guard input.append(bytes) else { throw EventModeError.outOfMemory }
+            try redeliver()
+        }
+    }
+
+    private func redeliver() throws {
+        guard let handler, !input.isEmpty else { return }
+        var view = EventInput(input.readableBytes)
+        defer { input.consume(view.consumedCount) }
+        try handler.bytesReceived(&view, on: EventConnection(self))
+    }
+
+    private func keepUnconsumed(_ rest: UnsafeRawBufferPointer) {
+        guard !rest.isEmpty, state == .open, failure == nil else { return }
+        if !input.append(rest) { fail(EventModeError.outOfMemory) }
+    }
+
+    private func flush() throws {
+        if needsRedelivery {
+            needsRedelivery = false
+            if state == .open && !isPausedByHandler { try redeliver() }
+        }
+        guard !output.isEmpty, failure == nil else { return }
+        let pending = output.readableBytes
+        guard let base = pending.baseAddress else { return }
+        let count = send(descriptor, base, pending.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        if count < 0 {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
+            fail(SocketError(operation: "send", code: code))
+            return
+        }
+        output.consume(count)
+        if output.isEmpty, state == .open, let handler {
+            try handler.outputDrained(on: EventConnection(self))
+        }
+    }
+
+    /// Records the first failure; the connection closes when its current callback ends.
+    private func fail(_ error: any Error) {
+        guard state != .closed, failure == nil else { return }
+        failure = error
+        if !isInCallback { events.wakeWriter() }
+    }
+
+    /// A handler error, or a limit the peer broke, goes to the server's `handleError`.
+    private func report(_ error: any Error) {
+        fail(error)
+        server.handleError(error, clientAddress: clientAddress)
+    }
+
+    /// Applies the state a callback left: closes on failure or once a requested close has flushed, checks
+    /// the input bound, and registers the read/write interest that fits.
+    private func settle() {
+        guard state != .closed else { return }
+        if failure == nil && input.count > worker.configuration.maxBufferedInput {
+            report(EventModeError.inputLimitExceeded(limit: worker.configuration.maxBufferedInput))
+        }
+        if let failure {
+            finalize(error: failure)
+            return
+        }
+        if state == .closing {
+            input.release()
+            if output.isEmpty {
+                finalize(error: nil)
+                return
+            }
+        }
+        if needsRedelivery { events.wakeWriter() }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        let configuration = worker.configuration
+        if isPausedByOutput {
+            if output.count <= configuration.outputLowWatermark { isPausedByOutput = false }
+        } else if output.count >= configuration.outputHighWatermark {
+            isPausedByOutput = true
+        }
+        let reading = state == .open && !receivedEndOfInput && !isPausedByHandler && !isPausedByOutput
+        events.update(reading: reading, writing: !output.isEmpty, timeout: worker.idleTimeout)
+    }
+
+    /// Removes the events before the descriptor is closed, tells the handler, and hands the socket back
+    /// to the server (`shutdownRequest` half-closes and closes it).
+    private func finalize(error: (any Error)?) {
+        guard state != .closed else { return }
+        state = .closed
+        events.close()
+        input.release()
+        output.release()
+        let handler = self.handler
+        self.handler = nil
+        handler?.connectionClosed(EventConnection(self), error: error)
+        server.shutdownRequest(.stream(socket))
+        worker.remove(self)
+    }
+}
