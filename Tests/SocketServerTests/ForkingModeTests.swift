@@ -1,0 +1,250 @@
+import Glibc
+import Logging
+import Synchronization
+import Testing
+
+@testable import SocketServer
+
+/// Forks a process that is none of the server's business: it sleeps, then exits with status 72 (the
+/// reference's `simple_subprocess`). The child only sleeps and `_exit`s, which is safe in a copy of a
+/// multi-threaded process.
+private func forkUnrelatedChild(exitingAfter delay: Duration) throws -> pid_t {
+    let microseconds = useconds_t(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000)
+    let pid = fork()
+    if pid == 0 {
+        usleep(microseconds)
+        _exit(72)
+    }
+    guard pid > 0 else { throw SocketError(operation: "fork", code: errno) }
+    return pid
+}
+
+/// Sends the first line of a `HoldingHandler` conversation and returns the child's pid from the reply.
+private func startHeldRequest(_ client: TestClient, line: String = "hold\n") throws -> pid_t? {
+    try client.send(line)
+    return pid_t(try client.readLine().dropLast())
+}
+
+@Suite("Forking mode", .serialized)
+struct ForkingModeTests {
+    @Test func slowRequestsOverlap() throws {
+        let before = ResourceSnapshot()
+        let clients = 8
+        let server = try ForkingTCPServer(.loopback(), handler: SlowEchoHandler.self)
+        let elapsed = try withServing(server) { server throws in
+            try ModeTest.timed {
+                let replies = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: clients)
+                #expect(replies == Array(repeating: "slow\n", count: clients))
+            }
+        }
+        #expect(elapsed < .milliseconds(1000), "took \(elapsed); sequential would take 1.6 s")
+        #expect(server.activeChildren.isEmpty)
+        before.expectNothingLeft()
+    }
+
+    @Test func childrenExitZeroOrOneAfterAnError() throws {
+        let before = ResourceSnapshot()
+        let exits = ChildExitLog()
+        let mode = ForkingMode(onChildExit: { exits.record($0) })
+        let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self, mode: mode)
+        // The failing child reports through handleError; keep that out of the test output.
+        server.logger = Logger(label: "forking-test") { _ in SwiftLogNoOpLogHandler() }
+        var goodPid: pid_t?
+        try withServing(server) { server throws in
+            let good = try TestClient(connectingTo: server.serverAddress)
+            goodPid = try startHeldRequest(good)
+            try good.send("bye\n")
+            #expect(try good.readLine() == "bye\n")
+            good.close()
+
+            let failing = try TestClient(connectingTo: server.serverAddress)
+            try failing.send("fail\n")
+            #expect(try failing.readToEnd() == "", "the child's shutdownRequest ends the connection")
+            failing.close()
+            #expect(ModeTest.waitUntil { exits.all.count == 2 })
+        }
+        let recorded = exits.all
+        #expect(recorded.count == 2)
+        #expect(recorded.first { $0.pid == goodPid }?.termination == .exited(0))
+        #expect(recorded.contains { $0.pid != goodPid && $0.termination == .exited(1) })
+        before.expectNothingLeft()
+    }
+
+    @Test func anUnrelatedChildIsLeftAlone() throws {
+        let before = ResourceSnapshot()
+        let unrelated = try forkUnrelatedChild(exitingAfter: .milliseconds(300))
+        let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
+        try withServing(server) { server throws in
+            // Keep serving (and reaping) until well after the unrelated child has exited.
+            let clock = ContinuousClock()
+            let until = clock.now + .milliseconds(700)
+            while clock.now < until {
+                let client = try TestClient(connectingTo: server.serverAddress)
+                try client.send("ping\n")
+                #expect(try client.readLine().hasSuffix(" ping\n"))
+                client.close()
+                ModeTest.sleep(.milliseconds(50))
+            }
+            server.collectChildren(blocking: false)
+        }
+        #expect(!server.activeChildren.contains(unrelated))
+        var status: Int32 = 0
+        let result = waitpid(unrelated, &status, 0)
+        #expect(result == unrelated, "the server reaped a child it did not fork")
+        #expect(ChildExit(pid: unrelated, waitStatus: status).termination == .exited(72))
+        before.expectNothingLeft()
+    }
+
+    @Test func childrenAreReapedWhileIdle() throws {
+        let before = ResourceSnapshot()
+        let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
+        // With pidfds the exit itself wakes the loop: a poll interval of a minute must not delay the reaping.
+        // Without them the loop's tick reaps, so give it a short one.
+        let pollInterval: Duration = ModeTest.pidfdsAvailable ? .seconds(60) : .milliseconds(50)
+        var pids: [pid_t] = []
+        try withServing(server, pollInterval: pollInterval) { server throws in
+            for _ in 0..<3 {
+                let client = try TestClient(connectingTo: server.serverAddress)
+                try client.send("once\n")
+                if let pid = pid_t(try client.readLine().split(separator: " ")[0]) { pids.append(pid) }
+                client.close()
+            }
+            // No further requests: the children must still be reaped, not left as zombies.
+            #expect(ModeTest.waitUntil(within: .seconds(5)) { server.activeChildren.isEmpty })
+            for pid in pids { #expect(ModeTest.processIsGone(pid), "child \(pid) is still a zombie") }
+        }
+        #expect(pids.count == 3)
+        before.expectNothingLeft()
+    }
+
+    @Test func handleTimeoutReaps() throws {
+        let before = ResourceSnapshot()
+        let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
+        defer { server.serverClose() }
+        let client = try TestClient(connectingTo: server.serverAddress)
+        try client.send("one\n")
+        try server.handleRequest()
+        let pid = pid_t(try client.readLine().split(separator: " ")[0])
+        #expect(try client.readToEnd() == "")
+        client.close()
+        #expect(server.activeChildren.count == 1, "handleRequest alone does not reap")
+        server.timeout = .milliseconds(100)
+        // The child has closed the connection and is about to exit; give it a moment to become a zombie.
+        ModeTest.sleep(.milliseconds(100))
+        try server.handleRequest()
+        #expect(server.activeChildren.isEmpty, "handleTimeout reaps")
+        if let pid { #expect(ModeTest.processIsGone(pid)) }
+        server.serverClose()
+        before.expectNothingLeft()
+    }
+
+    @Test func maxChildrenIsEnforcedAtForkTime() throws {
+        let before = ResourceSnapshot()
+        let mode = ForkingMode(maxChildren: 2)
+        let server = try AcceptCountingServer(.loopback(), handler: HoldingHandler.self, mode: mode)
+        try withServing(server) { server throws in
+            let first = try TestClient(connectingTo: server.serverAddress)
+            let second = try TestClient(connectingTo: server.serverAddress)
+            defer {
+                first.close()
+                second.close()
+            }
+            #expect(try startHeldRequest(first) != nil)
+            #expect(try startHeldRequest(second) != nil)
+            #expect(mode.activeChildren.count == 2)
+
+            let third = try TestClient(connectingTo: server.serverAddress)
+            defer { third.close() }
+            try third.send("hold\n")
+            ModeTest.sleep(.milliseconds(300))
+            #expect(server.accepted == 2, "a third child was forked past maxChildren")
+            #expect(mode.activeChildren.count == 2)
+            #expect(!mode.isAcceptingRequests)
+
+            try first.send("bye\n")
+            #expect(try first.readLine() == "bye\n")
+            // The first child exits, is reaped, and only then is the third connection taken.
+            #expect(pid_t(try third.readLine().dropLast()) != nil)
+            #expect(server.accepted == 3)
+            #expect(mode.activeChildren.count <= 2)
+            for client in [second, third] {
+                try client.send("bye\n")
+                #expect(try client.readLine() == "bye\n")
+            }
+        }
+        #expect(mode.activeChildren.isEmpty)
+        before.expectNothingLeft()
+    }
+
+    @Test func serverCloseWaitsForChildrenWhenBlockOnClose() throws {
+        let before = ResourceSnapshot()
+        let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
+        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let client = try TestClient(connectingTo: server.serverAddress)
+        defer { client.close() }
+        let pid = try startHeldRequest(client)
+        server.shutdown()
+        thread.join()
+        let closed = TestGate()
+        let closer = try OSThread {
+            server.serverClose()
+            closed.open()
+        }
+        ModeTest.sleep(.milliseconds(300))
+        #expect(!closed.isOpened, "serverClose returned with a child alive")
+        try client.send("bye\n")
+        #expect(try client.readLine() == "bye\n")
+        closer.join()
+        #expect(server.activeChildren.isEmpty)
+        if let pid { #expect(ModeTest.processIsGone(pid)) }
+        client.close()
+        before.expectNothingLeft()
+    }
+
+    @Test func serverCloseWithoutBlockOnCloseLeavesRunningChildren() throws {
+        let before = ResourceSnapshot()
+        let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
+        server.blockOnClose = false
+        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let client = try TestClient(connectingTo: server.serverAddress)
+        defer { client.close() }
+        let pid = try startHeldRequest(client)
+        server.shutdown()
+        thread.join()
+        let closing = ModeTest.timed { server.serverClose() }
+        #expect(closing < .milliseconds(200))
+        #expect(server.activeChildren.count == 1)
+        try client.send("bye\n")
+        #expect(try client.readLine() == "bye\n")
+        server.collectChildren(blocking: true)
+        #expect(server.activeChildren.isEmpty)
+        if let pid { #expect(ModeTest.processIsGone(pid)) }
+        client.close()
+        before.expectNothingLeft()
+    }
+
+    @Test func forkingDatagramServerHandlesOverlappingRequests() throws {
+        let before = ResourceSnapshot()
+        let server = try ForkingUDPServer(.loopback(), handler: ProcessDatagramEchoHandler.self)
+        try withServing(server) { server throws in
+            var sockets: [Socket] = []
+            defer { for socket in sockets { socket.close() } }
+            for index in 0..<4 {
+                let socket = try Socket(family: .inet, type: .datagram)
+                socket.timeout = .seconds(10)
+                try socket.send(Array("d\(index)".utf8), to: server.serverAddress)
+                sockets.append(socket)
+            }
+            var pids = Set<Substring>()
+            for (index, socket) in sockets.enumerated() {
+                let (reply, _) = try socket.receiveFrom(maxLength: 1024)
+                let fields = String(decoding: reply, as: UTF8.self).split(separator: " ")
+                #expect(fields.last == "d\(index)")
+                if let pid = fields.first { pids.insert(pid) }
+            }
+            #expect(pids.count == 4, "each datagram gets its own child")
+        }
+        #expect(server.activeChildren.isEmpty)
+        before.expectNothingLeft()
+    }
+}

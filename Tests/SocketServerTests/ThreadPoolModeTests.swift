@@ -1,0 +1,168 @@
+import Glibc
+import Logging
+import Synchronization
+import Testing
+
+@testable import SocketServer
+
+/// Records the thread `handleError` ran on and counts `shutdownRequest` calls.
+final class PoolErrorServer: TCPServer, @unchecked Sendable {
+    let errorThreads = Mutex<[pthread_t]>([])
+    let shutdownRequests = Atomic(0)
+
+    override func handleError(_ error: any Error, clientAddress: SocketAddress) {
+        errorThreads.withLock { $0.append(pthread_self()) }
+    }
+
+    override func shutdownRequest(_ request: Request) {
+        shutdownRequests.add(1, ordering: .sequentiallyConsistent)
+        super.shutdownRequest(request)
+    }
+}
+
+@Suite("Thread pool mode", .serialized)
+struct ThreadPoolModeTests {
+    @Test func slowRequestsOverlapUpToTheWorkerCount() throws {
+        let before = ResourceSnapshot()
+        let clients = 8
+        let mode = ThreadPoolMode(workers: clients)
+        let server = try TCPServer(.loopback(), handler: SlowEchoHandler.self, mode: mode)
+        let elapsed = try withServing(server) { server throws in
+            try ModeTest.timed {
+                let replies = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: clients)
+                #expect(replies == Array(repeating: "slow\n", count: clients))
+            }
+        }
+        #expect(elapsed < .milliseconds(1000), "took \(elapsed); sequential would take 1.6 s")
+        #expect(mode.startedWorkers == 0, "serverClose joins the workers")
+        before.expectNothingLeft()
+    }
+
+    @Test func workersStartOnDemandAndNeverExceedTheLimit() throws {
+        let before = ResourceSnapshot()
+        let mode = ThreadPoolMode(workers: 2, queueCapacity: 16)
+        #expect(mode.queueCapacity == 16)
+        #expect(ThreadPoolMode().workerCount == ThreadPoolMode.defaultWorkerCount)
+        #expect(ThreadPoolMode(workers: 3).queueCapacity == 12)
+        let server = try TCPServer(.loopback(), handler: SlowEchoHandler.self, mode: mode)
+        try withServing(server) { server throws in
+            #expect(mode.startedWorkers == 0)
+            let elapsed = try ModeTest.timed {
+                _ = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: 4)
+            }
+            #expect(mode.startedWorkers == 2)
+            // Two workers for four 200 ms requests: at least two rounds.
+            #expect(elapsed >= .milliseconds(390), "took \(elapsed)")
+        }
+        before.expectNothingLeft()
+    }
+
+    @Test func aFullQueueDisablesTheListener() throws {
+        let before = ResourceSnapshot()
+        GatedEchoHandler.gate.reset()
+        let mode = ThreadPoolMode(workers: 1, queueCapacity: 1)
+        let server = try AcceptCountingServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
+        try withServing(server) { server throws in
+            var clients: [TestClient] = []
+            defer { for client in clients { client.close() } }
+            let first = try TestClient(connectingTo: server.serverAddress)
+            clients.append(first)
+            try first.send("first\n")
+            #expect(ModeTest.waitUntil { GatedEchoHandler.gate.waiting == 1 })
+            for name in ["second", "third", "fourth"] {
+                let client = try TestClient(connectingTo: server.serverAddress)
+                try client.send("\(name)\n")
+                clients.append(client)
+            }
+            // One request runs, one waits in the queue; the rest wait in the kernel's backlog, unaccepted.
+            ModeTest.sleep(.milliseconds(300))
+            #expect(server.accepted == 2)
+            #expect(mode.queuedRequests == 1)
+            #expect(mode.activeRequests == 1)
+            #expect(!mode.isAcceptingRequests)
+            GatedEchoHandler.gate.open()
+            for (client, name) in zip(clients, ["first", "second", "third", "fourth"]) {
+                #expect(try client.readLine() == "\(name)\n")
+            }
+            #expect(server.accepted == 4)
+            #expect(mode.isAcceptingRequests)
+        }
+        before.expectNothingLeft()
+    }
+
+    @Test(arguments: [ThreadPoolMode.QueuedRequestPolicy.drain, .cancel])
+    func serverCloseDrainsOrCancelsTheQueue(policy: ThreadPoolMode.QueuedRequestPolicy) throws {
+        let before = ResourceSnapshot()
+        GatedEchoHandler.gate.reset()
+        let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: policy)
+        let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
+        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        var clients: [TestClient] = []
+        defer { for client in clients { client.close() } }
+        for index in 0..<3 {
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("r\(index)\n")
+            clients.append(client)
+            if index == 0 { #expect(ModeTest.waitUntil { GatedEchoHandler.gate.waiting == 1 }) }
+        }
+        #expect(ModeTest.waitUntil { mode.queuedRequests == 2 })
+        server.shutdown()
+        thread.join()
+        let opener = try OSThread {
+            ModeTest.sleep(.milliseconds(200))
+            GatedEchoHandler.gate.open()
+        }
+        let closing = ModeTest.timed { server.serverClose() }
+        opener.join()
+        #expect(closing >= .milliseconds(150), "serverClose must wait for the running request: \(closing)")
+        #expect(try clients[0].readLine() == "r0\n")
+        switch policy {
+        case .drain:
+            #expect(try clients[1].readLine() == "r1\n")
+            #expect(try clients[2].readLine() == "r2\n")
+        case .cancel:
+            #expect(try clients[1].readToEnd() == "", "a cancelled request is closed unhandled")
+            #expect(try clients[2].readToEnd() == "")
+        }
+        #expect(mode.startedWorkers == 0)
+        #expect(mode.queuedRequests == 0)
+        for client in clients { client.close() }
+        before.expectNothingLeft()
+    }
+
+    @Test func handlerErrorsGoToHandleErrorOnAWorker() throws {
+        let before = ResourceSnapshot()
+        let server = try PoolErrorServer(
+            .loopback(), handler: ThreadRecordingFailingHandler.self, mode: ThreadPoolMode(workers: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("boom\n")
+            #expect(try client.readToEnd() == "")
+            client.close()
+            #expect(ModeTest.waitUntil { server.errorThreads.withLock { $0.count == 1 } })
+        }
+        let handlerThread = ThreadRecordingFailingHandler.thread.withLock { $0 }
+        let errorThread = server.errorThreads.withLock { $0.first }
+        if let handlerThread, let errorThread {
+            #expect(pthread_equal(handlerThread, errorThread) != 0)
+        } else {
+            Issue.record("handler or handleError did not run")
+        }
+        #expect(server.shutdownRequests.load(ordering: .sequentiallyConsistent) == 1)
+        before.expectNothingLeft()
+    }
+
+    @Test func datagramRequestsRunOnWorkers() throws {
+        let before = ResourceSnapshot()
+        let mode = ThreadPoolMode(workers: 2)
+        let server = try UDPServer(.loopback(), handler: DatagramEchoHandler.self, mode: mode)
+        try withServing(server) { server throws in
+            for index in 0..<20 {
+                #expect(try datagramRoundTrip(to: server.serverAddress, "b\(index)") == "b\(index)")
+            }
+            #expect(mode.startedWorkers >= 1 && mode.startedWorkers <= 2)
+        }
+        #expect(mode.startedWorkers == 0)
+        before.expectNothingLeft()
+    }
+}
