@@ -191,3 +191,37 @@ struct HookTests {
         }
     }
 }
+
+/// Hooks whose override changes what the server does, not just records it.
+final class AlteredHooksServer: TCPServer, @unchecked Sendable {
+    let handled = CallLog()
+    override func serverBind() throws {
+        try socket.setOption(level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
+        try super.serverBind()
+    }
+    override func serverActivate() throws {
+        try socket.listen(backlog: 3)
+    }
+    override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        // Answers every request itself, without a handler.
+        if case .stream(let connection) = request {
+            try connection.sendAll(Array("processed inline\n".utf8))
+        }
+        handled.record("inline")
+        shutdownRequest(request)
+    }
+}
+
+@Suite("Hook overrides change behaviour")
+struct AlteredHookTests {
+    @Test func bindActivateAndProcessOverrides() throws {
+        let server = try AlteredHooksServer(.loopback(), handler: StepRecordingHandler.self)
+        defer { server.serverClose() }
+        #expect(try server.socket.option(level: SOL_SOCKET, name: SO_KEEPALIVE) == 1)
+        #expect(try listenBacklog(of: server.socket) == 3)
+        let client = try TestClient(connectingTo: server.serverAddress)
+        try server.handleRequest()
+        #expect(try client.readLine() == "processed inline\n")
+        #expect(server.handled.all == ["inline"])
+    }
+}
