@@ -34,9 +34,11 @@ struct MeasuredWindow {
         end = warmupEnd + UInt64(duration * 1e9)
     }
 
-    /// Moves from warm-up to measuring when its time has come; returns false once the window is over.
-    mutating func advance(now: UInt64) -> Bool {
-        if !isMeasuring && now >= warmupEnd { begin(now: now) }
+    /// Moves from warm-up to measuring once the warm-up time is over and the engine says the server has
+    /// settled (every connection answered once, or no new one answered for a while: the rest are starved);
+    /// returns false once the measured window is over.
+    mutating func advance(now: UInt64, settled: Bool = true) -> Bool {
+        if !isMeasuring && now >= warmupEnd && (settled || now >= warmupEnd + 5_000_000_000) { begin(now: now) }
         return now < end
     }
 
@@ -44,6 +46,7 @@ struct MeasuredWindow {
     mutating func begin(now: UInt64) {
         isMeasuring = true
         startTime = now
+        end = now + UInt64(duration * 1e9)
         startSample = ProcessSample.read(pid: serverPID)
         startLoadCPU = ownCPUSeconds()
         startAllocations = allocationCounter?.value ?? 0

@@ -23,16 +23,23 @@ struct PingPongLoad {
         }
         defer { for fd in sockets where fd >= 0 { close(fd) } }
         window.startClock()
-        let now = monotonicNanoseconds()
+        let firstSend = monotonicNanoseconds()
         for index in sockets.indices where sockets[index] >= 0 {
             if send(sockets[index], requestLine, requestLine.count, Int32(MSG_NOSIGNAL)) == requestLine.count {
-                sentAt[index] = now
+                sentAt[index] = firstSend
                 pendingBytes[index] = requestLine.count
             }
         }
         var buffer = [UInt8](repeating: 0, count: 65536)
         var wasMeasuring = false
-        while window.advance(now: monotonicNanoseconds()) {
+        var answeredOnce = 0
+        var lastFirstAnswer = monotonicNanoseconds()
+        let live = sockets.filter { $0 >= 0 }.count
+        func settled(_ now: UInt64) -> Bool {
+            answeredOnce >= live || now - lastFirstAnswer > 500_000_000
+        }
+        var now = monotonicNanoseconds()
+        while window.advance(now: now, settled: settled(now)) {
             if window.isMeasuring && !wasMeasuring {
                 wasMeasuring = true
                 for index in completed.indices { completed[index] = 0 }
@@ -52,12 +59,17 @@ struct PingPongLoad {
                 pendingBytes[index] -= received
                 guard pendingBytes[index] <= 0 else { return }
                 let finished = monotonicNanoseconds()
+                if !window.isMeasuring && completed[index] == 0 {
+                    answeredOnce += 1
+                    lastFirstAnswer = finished
+                }
                 window.complete(started: sentAt[index], now: finished)
                 completed[index] += 1
                 sentAt[index] = finished
                 pendingBytes[index] = requestLine.count
                 if send(fd, requestLine, requestLine.count, Int32(MSG_NOSIGNAL)) != requestLine.count { window.fail() }
             }
+            now = monotonicNanoseconds()
         }
         var result = window.finish(now: monotonicNanoseconds())
         result.errors += failures

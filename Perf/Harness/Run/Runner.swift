@@ -68,9 +68,9 @@ struct Runner {
                 }
             }
         }
+        let stops = ChildProcess.terminateAll(running.map(\.process))
         for (index, server) in running.enumerated() {
-            let stop = server.process.terminate()
-            rows[index].stopSeconds = stop.seconds
+            rows[index].stopSeconds = stops[index]
             if let file = server.counterFile { unlink(file) }
         }
         for index in rows.indices { summarise(&rows[index], workload: workload) }

@@ -107,6 +107,26 @@ final class ChildProcess: Sendable {
         return (elapsed, status)
     }
 
+    /// Sends SIGTERM to all of `children` at once and measures each one's time to exit (nil when it had to be
+    /// killed after `grace` seconds); what is left of their process groups is killed.
+    static func terminateAll(_ children: [ChildProcess], grace: Double = 3) -> [Double?] {
+        let started = monotonicSeconds()
+        for child in children where child.poll() == nil { kill(child.pid, SIGTERM) }
+        var exited = [Double?](repeating: nil, count: children.count)
+        while monotonicSeconds() - started < grace {
+            for (index, child) in children.enumerated() where exited[index] == nil && child.poll() != nil {
+                exited[index] = monotonicSeconds() - started
+            }
+            if !exited.contains(where: { $0 == nil }) { break }
+            usleep(200)
+        }
+        for child in children {
+            kill(-child.pid, SIGKILL)
+            if child.poll() == nil { _ = child.wait(timeout: 2) }
+        }
+        return exited
+    }
+
     /// Kills every registered child and its group (used when the harness is interrupted).
     static func killAll() {
         for pid in live.withLock({ $0 }) { kill(-pid, SIGKILL) }
