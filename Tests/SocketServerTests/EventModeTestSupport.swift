@@ -1,0 +1,109 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+@testable import SocketServer
+
+/// Echoes every complete line; keeps partial lines for the next read.
+final class EventLineEcho: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        while let line = input.readLine() {
+            connection.write(line)
+        }
+    }
+}
+
+/// Echoes every byte as it arrives (the bulk and allocation workloads).
+final class EventChunkEcho: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        connection.write(input.readAll())
+    }
+}
+
+/// Answers every line with the index of the loop that owns the connection.
+final class EventLoopIndexReporter: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        while input.readLine() != nil {
+            connection.write("\(connection.loopIndex)\n")
+        }
+    }
+}
+
+/// Echoes each datagram.
+final class EventDatagramEcho: EventDatagramHandler {
+    override func datagramReceived(_ datagram: EventDatagram) throws {
+        try datagram.reply(datagram.packet)
+    }
+}
+
+/// Thread-safe records of what handlers saw, for the tests that need to look inside the server.
+final class EventRecorder: Sendable {
+    private let closeErrors = Mutex<[String]>([])
+    let maxBufferedOutput = Atomic<Int>(0)
+
+    func recordClose(_ error: (any Error)?) {
+        closeErrors.withLock { $0.append(error.map { "\($0)" } ?? "orderly") }
+    }
+
+    var closes: [String] { closeErrors.withLock { $0 } }
+
+    func recordOutput(_ count: Int) {
+        var current = maxBufferedOutput.load(ordering: .relaxed)
+        while count > current {
+            let (exchanged, original) = maxBufferedOutput.compareExchange(
+                expected: current, desired: count, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+}
+
+/// A line echo that reports closes and the largest output queue it saw to `EventRecorder.shared`.
+final class EventRecordingEcho: EventStreamHandler {
+    nonisolated(unsafe) static var recorder = EventRecorder()
+
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        connection.write(input.readAll())
+        Self.recorder.recordOutput(connection.bufferedOutputCount)
+    }
+
+    override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
+        Self.recorder.recordClose(error)
+    }
+}
+
+/// Builds a TCP server in event mode on 127.0.0.1, port 0.
+func makeEventServer(
+    _ handler: EventStreamHandler.Type,
+    _ configuration: EventMode.Configuration = EventMode.Configuration(loops: 2)
+) throws -> TCPServer {
+    try TCPServer(.loopback(), eventHandler: handler, configuration: configuration)
+}
+
+/// The event mode of a server built by `makeEventServer`.
+func eventMode(of server: BaseServer) -> EventMode {
+    guard let mode = server.mode as? EventMode else {
+        Issue.record("the server is not in event mode")
+        return EventMode(handler: EventStreamHandler.self)
+    }
+    return mode
+}
+
+/// Raises the soft descriptor limit to the hard one (for tests with many connections).
+func raiseDescriptorLimit() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+    return Int(clamping: limit.rlim_cur)
+}
+
+/// Sends without blocking as much of `bytes` as the socket takes; returns how much that was.
+func sendAvailable(_ socket: Socket, _ bytes: UnsafeRawBufferPointer) -> Int {
+    let count = send(socket.fileDescriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+    return max(count, 0)
+}
