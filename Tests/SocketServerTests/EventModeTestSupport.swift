@@ -107,3 +107,10 @@ func sendAvailable(_ socket: Socket, _ bytes: UnsafeRawBufferPointer) -> Int {
     let count = send(socket.fileDescriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
     return max(count, 0)
 }
+
+/// A flag one thread sets and another reads.
+final class EventFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+}

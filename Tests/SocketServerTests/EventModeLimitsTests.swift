@@ -1,0 +1,196 @@
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+import Testing
+
+@testable import SocketServer
+
+/// Echoes everything; records the largest output queue and every close, for the slow-reader test only.
+final class EventSlowReaderEcho: EventStreamHandler {
+    static let recorder = EventRecorder()
+
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        connection.write(input.readAll())
+        Self.recorder.recordOutput(connection.bufferedOutputCount)
+    }
+}
+
+/// A line echo that records why each connection closed, for the idle-timeout test only.
+final class EventIdleRecordingEcho: EventStreamHandler {
+    static let recorder = EventRecorder()
+
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        while let line = input.readLine() { connection.write(line) }
+    }
+
+    override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
+        Self.recorder.recordClose(error)
+    }
+}
+
+@Suite("Event mode: backpressure, timeouts and limits")
+struct EventModeLimitsTests {
+    /// A client that sends without ever reading: the server stops reading it once its output reaches the
+    /// high watermark, other clients are unaffected, and nothing is lost once the client reads again.
+    @Test func slowReaderIsNotReadFromAndCostsOthersNothing() throws {
+        let highWatermark = 256 * 1024
+        let configuration = EventMode.Configuration(
+            loops: 1, readChunkSize: 64 * 1024, outputHighWatermark: highWatermark, outputLowWatermark: 64 * 1024)
+        let server = try makeEventServer(EventSlowReaderEcho.self, configuration)
+        try withServing(server) { server throws in
+            let slow = try TestClient(connectingTo: server.serverAddress)
+            let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            var sent = 0
+            let clock = ContinuousClock()
+            var lastProgress = clock.now
+            let giveUp = clock.now + .seconds(20)
+            // Push until the whole path (client, kernel buffers, server) refuses more for half a second.
+            while clock.now - lastProgress < .milliseconds(500) && clock.now < giveUp && sent < 256 << 20 {
+                let count = chunk.withUnsafeBytes { sendAvailable(slow.socket, $0) }
+                if count > 0 {
+                    sent += count
+                    lastProgress = clock.now
+                } else {
+                    pause(.milliseconds(5))
+                }
+            }
+            #expect(sent < 128 << 20, "the server kept reading from a peer that does not read")
+            #expect(EventSlowReaderEcho.recorder.maxBufferedOutput.load(ordering: .relaxed) <= highWatermark)
+
+            let other = try TestClient(connectingTo: server.serverAddress)
+            try other.send("still served\n")
+            #expect(try other.readLine() == "still served\n")
+            other.close()
+
+            // Reading everything back proves the paused connection resumes and loses nothing.
+            var received = 0
+            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            while received < sent {
+                let count = try buffer.withUnsafeMutableBytes { try slow.socket.receive(into: $0) }
+                if count == 0 { break }
+                #expect(buffer[0..<count].allSatisfy { $0 == UInt8(ascii: "x") })
+                received += count
+            }
+            #expect(received == sent)
+            slow.close()
+        }
+    }
+
+    @Test func idleConnectionIsClosedAndActiveOneIsNot() throws {
+        let configuration = EventMode.Configuration(loops: 1, idleTimeout: .milliseconds(300))
+        let server = try makeEventServer(EventIdleRecordingEcho.self, configuration)
+        try withServing(server) { server throws in
+            let idle = try TestClient(connectingTo: server.serverAddress)
+            let active = try TestClient(connectingTo: server.serverAddress)
+            let clock = ContinuousClock()
+            let start = clock.now
+            for round in 0..<8 {
+                try active.send("tick \(round)\n")
+                #expect(try active.readLine() == "tick \(round)\n")
+                pause(.milliseconds(100))
+            }
+            #expect(try idle.readToEnd() == "")
+            let waited = clock.now - start
+            #expect(waited >= .milliseconds(250))
+            #expect(waited < .seconds(5))
+            try active.send("still here\n")
+            #expect(try active.readLine() == "still here\n")
+            #expect(
+                eventually { EventIdleRecordingEcho.recorder.closes.contains(EventModeError.idleTimeout.description) })
+            idle.close()
+            active.close()
+        }
+    }
+
+    @Test func maxConnectionsStopsAcceptingUntilOneCloses() throws {
+        let configuration = EventMode.Configuration(loops: 1, maxConnections: 2)
+        let server = try makeEventServer(EventLineEcho.self, configuration)
+        try withServing(server) { server throws in
+            let first = try TestClient(connectingTo: server.serverAddress)
+            let second = try TestClient(connectingTo: server.serverAddress)
+            try first.send("1\n")
+            try second.send("2\n")
+            #expect(try first.readLine() == "1\n")
+            #expect(try second.readLine() == "2\n")
+
+            // The kernel completes the handshake, but the server does not take the connection.
+            let third = try TestClient(connectingTo: server.serverAddress, timeout: .milliseconds(400))
+            try third.send("3\n")
+            #expect(throws: SocketError.self) { try third.readLine() }
+            #expect(eventMode(of: server).connectionCount == 2)
+
+            first.close()
+            third.socket.timeout = .seconds(10)
+            #expect(try third.readLine() == "3\n")
+            second.close()
+            third.close()
+        }
+    }
+
+    /// A line without end costs its sender the connection once it passes `maxBufferedInput`.
+    @Test func unboundedLineClosesThatConnection() throws {
+        let (logger, store) = RecordingLogHandler.makeLogger()
+        let configuration = EventMode.Configuration(loops: 1, maxBufferedInput: 1024)
+        let server = try makeEventServer(EventLineEcho.self, configuration)
+        server.logger = logger
+        try withServing(server) { server throws in
+            let flooder = try TestClient(connectingTo: server.serverAddress)
+            try flooder.send(String(repeating: "y", count: 8192))
+            do {
+                #expect(try flooder.readToEnd() == "")
+            } catch let error as SocketError {
+                #expect(error.isDisconnect)
+            }
+            let other = try TestClient(connectingTo: server.serverAddress)
+            try other.send("fine\n")
+            #expect(try other.readLine() == "fine\n")
+            #expect(
+                eventually {
+                    store.all.contains { "\($0.2["error"] ?? "")".contains("unconsumed input") }
+                })
+            flooder.close()
+            other.close()
+        }
+    }
+
+    /// A handler may pause reading; bytes kept meanwhile are offered again on resume.
+    @Test func pauseAndResumeReading() throws {
+        let server = try makeEventServer(EventPausingEcho.self, .init(loops: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("pause\nqueued\n")
+            #expect(try client.readLine() == "paused\n")
+            try client.send("more\n")
+            #expect(try client.readLine() == "queued\n")
+            #expect(try client.readLine() == "more\n")
+            client.close()
+        }
+    }
+}
+
+/// On "pause", pauses reading, leaves the rest unconsumed, and resumes 100 ms later from another
+/// connection-free timer: the loop's own `execute`.
+final class EventPausingEcho: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        while let line = input.readLine() {
+            if Array(line) == Array("pause\n".utf8) {
+                connection.write("paused\n")
+                connection.pauseReading()
+                let core = UncheckedConnection(connection)
+                let loop = connection.core.worker.loop
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) {
+                    loop.execute { core.connection.resumeReading() }
+                }
+                return
+            }
+            connection.write(line)
+        }
+    }
+}
+
+/// Carries a connection to its own loop through a `@Sendable` closure; used only there.
+struct UncheckedConnection: @unchecked Sendable {
+    let connection: EventConnection
+    init(_ connection: EventConnection) { self.connection = connection }
+}
