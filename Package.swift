@@ -45,9 +45,11 @@ let package = Package(
             ],
             path: "Perf/Harness"
         ),
+        // Replaces malloc & co. with counting wrappers in whatever links it (the tests): see its header.
+        .target(name: "CAllocationCounter"),
         .testTarget(
             name: "SocketServerTests",
-            dependencies: ["SocketServer"]
+            dependencies: ["SocketServer", "CAllocationCounter"]
         ),
     ],
     swiftLanguageModes: [.v6]
