@@ -39,7 +39,7 @@ struct MeasuredWindow {
     /// returns false once the measured window is over.
     mutating func advance(now: UInt64, settled: Bool = true) -> Bool {
         if !isMeasuring && now >= warmupEnd && (settled || now >= warmupEnd + 5_000_000_000) { begin(now: now) }
-        return now < end
+        return !isMeasuring || now < end
     }
 
     /// Starts the measured window now (also used by runs without a warm-up).

@@ -18,6 +18,7 @@ enum MarkdownReport {
             text += "| " + ResultTable.header.joined(separator: " | ") + " |\n"
             text += "|" + ResultTable.header.map { _ in "---" }.joined(separator: "|") + "|\n"
             for row in ResultTable.rows(workload) { text += "| " + row.joined(separator: " | ") + " |\n" }
+            for row in workload.rows { if let failure = row.failure { text += "\n`\(row.server)`: \(failure).\n" } }
             if !workload.skipped.isEmpty {
                 text += "\nSkipped: "
                     + workload.skipped.sorted(by: { $0.key < $1.key }).map { "\($0.key) (\($0.value))" }

@@ -10,6 +10,12 @@ enum ResultTable {
         workload.id.hasPrefix("udp") ? "c-udp" : "c-bufferevent"
     }
 
+    /// The server the chart colours a workload's cells against: the C libevent peer, or for the slow
+    /// handler (which the C peers cannot run) Python's ThreadingTCPServer.
+    static func chartReference(for workload: WorkloadReport) -> String {
+        workload.delayMilliseconds > 0 ? "py-threading" : cReference(for: workload)
+    }
+
     static func rows(_ workload: WorkloadReport) -> [[String]] {
         let latency = workload.metric == .requestsPerSecond
         return workload.rows.map { row in

@@ -21,8 +21,8 @@ enum SVGChart {
             <rect width="100%" height="100%" fill="white"/>
             <text x="10" y="20" font-size="15" font-weight="bold">SocketServer modes and peers × workloads</text>
             <text x="10" y="38" fill="#444">\(escape(report.machine.summary)) · profile \(report.profile) · \(escape(report.startedAt))</text>
-            <text x="10" y="54" fill="#444">cell: value (unit under the workload) and ratio to the C libevent peer; \
-            green = better than it, red = worse; grey = not run</text>
+            <text x="10" y="54" fill="#444">cell: value (unit under the workload) and ratio to the C libevent peer (slow-50: to Python \
+            threading); green = better, red = worse; grey = not run or failed</text>
 
             """
         for (column, workload) in report.workloads.enumerated() {
@@ -37,10 +37,15 @@ enum SVGChart {
                 let x = labelWidth + column * cellWidth
                 let row = workload.row(server.id)
                 let hasValue = row.map { !$0.values.compactMap { $0 }.isEmpty } ?? false
-                let reference = ResultTable.cReference(for: workload)
+                let reference = ResultTable.chartReference(for: workload)
                 var ratio: Double?
                 if row != nil, server.id == reference { ratio = 1 } else { ratio = row?.ratios[reference]?.median }
-                let fill = hasValue ? color(ratio: ratio, higherIsBetter: workload.metric.higherIsBetter) : "#e6e6e6"
+                var fill = hasValue ? color(ratio: ratio, higherIsBetter: workload.metric.higherIsBetter) : "#e6e6e6"
+                if hasValue, let row, workload.metric == .allocationsPerRequest {
+                    // Zero is the goal: colour by the count itself (0 green, 1 yellow, 8 or more red).
+                    ratio = nil
+                    fill = color(ratio: 1 / max(0.25, row.median), higherIsBetter: true)
+                }
                 svg += "<rect x=\"\(x + 1)\" y=\"\(y + 1)\" width=\"\(cellWidth - 2)\" height=\"\(cellHeight - 2)\" fill=\"\(fill)\"/>\n"
                 guard let row, hasValue else {
                     svg += "<text x=\"\(x + cellWidth / 2)\" y=\"\(y + cellHeight / 2 + 4)\" text-anchor=\"middle\" fill=\"#888\">–</text>\n"

@@ -6,6 +6,7 @@ enum TerminalReport {
         for workload in report.workloads {
             text += "\n== \(workload.title) [\(workload.id)]\n"
             text += TableFormat.columns([ResultTable.header] + ResultTable.rows(workload)) + "\n"
+            for row in workload.rows { if let failure = row.failure { text += "   \(row.server): \(failure)\n" } }
             for (server, reason) in workload.skipped.sorted(by: { $0.key < $1.key }) {
                 text += "   skipped \(server): \(reason)\n"
             }

@@ -9,10 +9,16 @@ struct Profile: Sendable {
     let sliceSeconds: Double
     /// Rounds for the memory and allocation workloads, which are quiet and slow to set up.
     let quietRounds: Int
+    /// Rounds at 1,000 connections, where a thread-per-connection server spends seconds setting up each slice.
+    let heavyRounds: Int
     let settleSeconds: Double
 
-    static let quick = Profile(name: "quick", rounds: 3, warmupSeconds: 0.1, sliceSeconds: 0.3, quietRounds: 1, settleSeconds: 0.3)
-    static let full = Profile(name: "full", rounds: 7, warmupSeconds: 0.3, sliceSeconds: 1.0, quietRounds: 3, settleSeconds: 1.0)
+    static let quick = Profile(
+        name: "quick", rounds: 3, warmupSeconds: 0.1, sliceSeconds: 0.25, quietRounds: 1, heavyRounds: 2,
+        settleSeconds: 0.3)
+    static let full = Profile(
+        name: "full", rounds: 7, warmupSeconds: 0.3, sliceSeconds: 1.0, quietRounds: 3, heavyRounds: 5,
+        settleSeconds: 1.0)
 
     static func named(_ name: String) -> Profile? {
         [quick, full].first { $0.name == name }

@@ -18,6 +18,7 @@ struct WorkloadReport: Codable, Sendable {
     var id: String
     var title: String
     var metric: Workload.Metric
+    var delayMilliseconds = 0
     var rows: [ServerRow] = []
     var skipped: [String: String] = [:]
 

@@ -20,7 +20,8 @@ struct Runner {
     }
 
     func run(_ workload: Workload) -> WorkloadReport {
-        var report = WorkloadReport(id: workload.id, title: workload.title, metric: workload.metric)
+        var report = WorkloadReport(
+            id: workload.id, title: workload.title, metric: workload.metric, delayMilliseconds: workload.delayMilliseconds)
         var running: [RunningServer] = []
         for spec in catalog.servers {
             switch spec.command(for: workload) {
@@ -39,7 +40,7 @@ struct Runner {
         }
         var rows = running.map { ServerRow(server: $0.spec.id, label: $0.spec.label, family: $0.spec.family) }
         let quiet = workload.kind == .idle || workload.countsAllocations
-        let rounds = quiet ? profile.quietRounds : profile.rounds
+        let rounds = quiet ? profile.quietRounds : (workload.connections >= 1000 ? profile.heavyRounds : profile.rounds)
         for round in 0..<rounds {
             let order = running.indices.map { ($0 + round) % running.count }
             for index in order {
@@ -56,6 +57,9 @@ struct Runner {
                 let outcome = slice(running[index], workload: workload)
                 switch outcome {
                 case .success(let result):
+                    if workload.kind == .idle && result.stalled * 20 > UInt64(workload.connections) {
+                        rows[index].failure = "served only \(result.requests) of \(workload.connections) connections"
+                    }
                     rows[index].slices.append(result)
                     rows[index].values.append(value(of: result, for: workload))
                     progress.note(
@@ -137,7 +141,8 @@ struct Runner {
         case .mebibytesPerSecond:
             return result.seconds > 0 && result.bytes > 0 ? Double(result.bytes) / 1_048_576 / result.seconds : nil
         case .bytesPerConnection:
-            guard result.requests > 0 else { return nil }
+            // Memory per connection means nothing unless the server took (nearly) all of them on.
+            guard result.requests > 0, result.stalled * 20 <= UInt64(workload.connections) else { return nil }
             return (Double(result.serverRSSBytes) - Double(result.serverRSSBeforeBytes)) / Double(result.requests)
         case .allocationsPerRequest:
             guard let allocations = result.serverAllocations, result.requests > 0 else { return nil }
