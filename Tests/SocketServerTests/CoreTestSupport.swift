@@ -8,7 +8,7 @@ import Synchronization
 /// A swift-log handler that keeps every message, for asserting on what a server logged.
 struct RecordingLogHandler: LogHandler {
     final class Store: Sendable {
-        let entries = Mutex<[(Logger.Level, String, Logger.Metadata)]>([])
+        let entries = SanitizedMutex<[(Logger.Level, String, Logger.Metadata)]>([])
         var messages: [String] { entries.withLock { $0.map(\.1) } }
         var all: [(Logger.Level, String, Logger.Metadata)] { entries.withLock { $0 } }
     }
@@ -38,7 +38,7 @@ struct RecordingLogHandler: LogHandler {
 
 /// A thread-safe counter / recorder for hook calls made on the serving thread or handler threads.
 final class CallLog: Sendable {
-    private let entries = Mutex<[String]>([])
+    private let entries = SanitizedMutex<[String]>([])
     func record(_ entry: String) { entries.withLock { $0.append(entry) } }
     var all: [String] { entries.withLock { $0 } }
     func count(_ entry: String) -> Int { entries.withLock { $0.filter { $0 == entry }.count } }

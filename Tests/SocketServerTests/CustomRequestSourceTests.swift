@@ -10,7 +10,7 @@ import Testing
 final class QueueServer: BaseServer, @unchecked Sendable {
     private let readEnd: Int32
     private let writeEnd: Int32
-    private let queue = Mutex<[String]>([])
+    private let queue = SanitizedMutex<[String]>([])
     let results = CallLog()
 
     init() throws {

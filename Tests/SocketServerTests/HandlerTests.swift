@@ -6,7 +6,7 @@ import Testing
 
 /// A server whose `handleError` keeps the errors, for handler tests.
 final class ErrorCollectingServer: TCPServer, @unchecked Sendable {
-    let errors = Mutex<[any Error]>([])
+    let errors = SanitizedMutex<[any Error]>([])
     let notes = CallLog()
     override func handleError(_ error: any Error, clientAddress: SocketAddress) {
         errors.withLock { $0.append(error) }

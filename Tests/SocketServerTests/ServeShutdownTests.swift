@@ -6,7 +6,7 @@ import Testing
 
 /// Counts requests and can hold each one for a while, to open a window for races.
 final class CountingHandler: StreamRequestHandler {
-    static let handled = Mutex<[String: Int]>([:])
+    static let handled = SanitizedMutex<[String: Int]>([:])
     static func count(for server: BaseServer) -> Int {
         handled.withLock { $0["\(server.serverAddress)"] ?? 0 }
     }

@@ -10,9 +10,9 @@ import Synchronization
 package final class EventLoop: @unchecked Sendable {
     /// The libevent base; touched only by `LoopEvent` and this type.
     let base: OpaquePointer
-    private let pendingTasks = Mutex<[@Sendable () -> Void]>([])
+    private let pendingTasks = SanitizedMutex<[@Sendable () -> Void]>([])
     private let taskEvent: OpaquePointer
-    private let runningThread = Mutex<pthread_t?>(nil)
+    private let runningThread = SanitizedMutex<pthread_t?>(nil)
 
     /// Creates an event base with locking enabled, so that other threads can wake it.
     ///

@@ -25,7 +25,7 @@ open class BaseServer: @unchecked Sendable {
     /// `serveForever` ignores it, as in Python.
     open var timeout: Duration?
 
-    private let lifecycle = Mutex(Lifecycle())
+    private let lifecycle = SanitizedMutex(Lifecycle())
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     private var isBackingOff = false

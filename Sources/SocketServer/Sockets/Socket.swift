@@ -9,7 +9,7 @@ import Synchronization
 /// safe to call twice and from any thread.
 public final class Socket: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
-    private let timeoutStorage = Mutex<Duration?>(nil)
+    private let timeoutStorage = SanitizedMutex<Duration?>(nil)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
