@@ -57,6 +57,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         self.configuration = configuration
     }
 
+    /// Starts the loop threads now instead of on the first connection (a loop needs two descriptors, which
+    /// may be scarce by then). Does nothing for a datagram mode or when they already run.
+    /// - Throws: `SocketError` when a loop or its thread cannot be created.
+    public func startLoops() throws {
+        guard case .stream = handling else { return }
+        _ = try runningWorkers()
+    }
+
     /// The number of connections open (accepted and not yet closed) across all loops.
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
