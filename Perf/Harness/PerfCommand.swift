@@ -25,7 +25,7 @@ struct PerfCommand: ParsableCommand {
             loop; Perf/NIOPeer, built on first use), py-sync, py-threading, py-forking (Python socketserver).
 
             PROFILES: quick (3 rounds of 0.25 s slices, 2 at 1,000 connections; about 3 minutes), full (7 rounds \
-            of 1 s slices, 5 at 1,000 connections; about 12 minutes).
+            of 1 s slices, 5 at 1,000 connections; about 15 minutes).
             """,
         subcommands: [LoadCommand.self]
     )

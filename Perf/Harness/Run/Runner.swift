@@ -75,6 +75,9 @@ struct Runner {
         let stops = ChildProcess.terminateAll(running.map(\.process))
         for (index, server) in running.enumerated() {
             rows[index].stopSeconds = stops[index]
+            if let status = server.process.poll(), status != 0 {
+                rows[index].failure = (rows[index].failure.map { $0 + "; " } ?? "") + "exited with status \(status) on SIGTERM"
+            }
             if let file = server.counterFile { unlink(file) }
         }
         for index in rows.indices { summarise(&rows[index], workload: workload) }

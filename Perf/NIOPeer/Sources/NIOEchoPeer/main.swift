@@ -80,16 +80,23 @@ if udp {
         .bind(host: host, port: port).wait()
 }
 
-signal(SIGTERM, SIG_IGN)
-signal(SIGINT, SIG_IGN)
-let signalQueue = DispatchQueue(label: "signals")
-let stopSources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: signalQueue) }
-for source in stopSources {
-    source.setEventHandler { channel.close(promise: nil) }
-    source.resume()
+/// Closes `channel` on SIGTERM or SIGINT. Not main-actor code: the handlers run on a Dispatch queue.
+nonisolated func closeOnTermination(_ channel: Channel) -> [any DispatchSourceSignal] {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let queue = DispatchQueue(label: "signals")
+    return [SIGTERM, SIGINT].map { number in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+        source.setEventHandler { @Sendable in channel.close(promise: nil) }
+        source.resume()
+        return source
+    }
 }
+
+let stopSources = closeOnTermination(channel)
 
 print("listening on \(host):\(channel.localAddress?.port ?? port)")
 fflush(nil)  // all streams: stdout is a file under the harness, so fully buffered
 try channel.closeFuture.wait()
 try group.syncShutdownGracefully()
+stopSources.forEach { $0.cancel() }
