@@ -32,6 +32,9 @@ struct ServerSpec: Sendable {
             return .success(udp())
         }
         guard let tcp else { return .failure(SkipReason("no TCP echo")) }
+        if workload.countsAllocations && id.hasPrefix("py-") {
+            return .failure(SkipReason("pymalloc bypasses malloc, so the counter would read a false 0"))
+        }
         if workload.delayMilliseconds > 0 && !supportsDelay {
             return .failure(SkipReason("no handler-delay option"))
         }

@@ -13,7 +13,7 @@ enum SVGChart {
         let order = ServerCatalog.modeNames + ServerCatalog.peerNames
         servers.sort { (order.firstIndex(of: $0.id) ?? 99) < (order.firstIndex(of: $1.id) ?? 99) }
         let labelWidth = 190, cellWidth = 104, cellHeight = 34, top = 96
-        let width = labelWidth + cellWidth * max(1, report.workloads.count) + 10
+        let width = max(960, labelWidth + cellWidth * max(1, report.workloads.count) + 10)
         let height = top + cellHeight * servers.count + 40
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" \
