@@ -13,8 +13,8 @@ struct HTTPCommand: ParsableCommand {
             505 with a short HTML body. Nothing outside the directory is ever served: `..` (also as %2e%2e \
             or with %2f), and symbolic links that lead out of the tree, get 404. Connections stay open \
             between requests (HTTP/1.1 by default, HTTP/1.0 with Connection: keep-alive) in every mode but \
-            sync, where a waiting connection would block all others. Each request is logged at info level \
-            (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
+            sync, where a waiting connection would block all others; an idle one closes after 5 s. Each \
+            request is logged at info level (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
             Try it: socketserver-demo http --mode threading --port 8000 & curl -i http://127.0.0.1:8000/
             """
     )

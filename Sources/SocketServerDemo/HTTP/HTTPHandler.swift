@@ -29,8 +29,10 @@ final class HTTPHandler: StreamRequestHandler {
         let waiter = ConnectionWaiter(reader: rfile, drain: context.drain)
         let parser = HTTPRequestParser()
         do {
+            var served = 0
             while true {
-                let deadline = ContinuousClock.now + context.timeout
+                let wait = served == 0 ? context.timeout : min(context.timeout, settings.keepAliveTimeout)
+                let deadline = ContinuousClock.now + wait
                 var started = false
                 let request: HTTPRequest
                 do {
@@ -61,6 +63,7 @@ final class HTTPHandler: StreamRequestHandler {
                 }
                 guard try serve(request, context: context, settings: settings, waiter: waiter, deadline: deadline)
                 else { return }
+                served += 1
             }
         } catch let error as SocketError where error.isDisconnect || error.isTimeout {
             context.logger.debug("connection lost", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
