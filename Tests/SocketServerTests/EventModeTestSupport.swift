@@ -90,10 +90,17 @@ func eventMode(of server: BaseServer) -> EventMode {
     return mode
 }
 
-/// Raises the soft descriptor limit to the hard one (for tests with many connections).
-func raiseDescriptorLimit() -> Int {
+/// Raises the soft descriptor limit to the hard one (for tests with many connections), and the hard one to
+/// `atLeast` when the process is allowed to; returns the soft limit now in force.
+func raiseDescriptorLimit(atLeast wanted: Int = 0) -> Int {
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+    if Int(clamping: limit.rlim_max) < wanted {
+        var raised = limit
+        raised.rlim_max = rlim_t(wanted)
+        raised.rlim_cur = rlim_t(wanted)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return wanted }
+    }
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max
         _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)

@@ -33,11 +33,11 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     public let configuration: Configuration
     // Immutable after init; the datagram handler is only used on the serving thread.
     private let handling: Handling
-    private let workers = Mutex<Workers?>(nil)
+    private let workers = SanitizedMutex<Workers?>(nil)
     private let openConnections = Atomic<Int>(0)
     private let nextWorker = Atomic<Int>(0)
     private let isClosing = Atomic<Bool>(false)
-    private let drained = Mutex<DispatchSemaphore?>(nil)
+    private let drained = SanitizedMutex<DispatchSemaphore?>(nil)
 
     /// A mode whose connections are served by instances of `handler`, for `TCPServer` and `UnixStreamServer`.
     public init(handler: EventStreamHandler.Type, configuration: Configuration = Configuration()) {
@@ -147,7 +147,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
 }
 
 /// The running loops of an `EventMode` and their workers.
-private struct Workers {
+private struct Workers: Sendable {
     let group: EventLoopGroup
     let workers: [EventWorker]
 }

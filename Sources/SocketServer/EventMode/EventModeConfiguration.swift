@@ -10,7 +10,8 @@ extension EventMode {
         /// clients wait in the backlog) until one closes. Default nil: no limit but the descriptor limit.
         public var maxConnections: Int?
         /// A connection on which nothing is received (or, while output is queued, nothing sent) for this
-        /// long is closed with `EventModeError.idleTimeout`. Default nil: never.
+        /// long is closed with `EventModeError.idleTimeout`. Default nil: never. A connection whose handler
+        /// paused reading and which has nothing queued is not timed.
         public var idleTimeout: Duration?
         /// How long `serverClose()` lets open connections finish before closing them. Default 5 seconds.
         public var shutdownTimeout: Duration
