@@ -22,11 +22,8 @@ struct RecordingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
-        store.entries.withLock { $0.append((level, message.description, metadata ?? [:])) }
+    func log(event: LogEvent) {
+        store.entries.withLock { $0.append((event.level, event.message.description, event.metadata ?? [:])) }
     }
 
     /// A logger writing into a fresh store.
