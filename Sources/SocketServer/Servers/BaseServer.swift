@@ -29,6 +29,8 @@ open class BaseServer: @unchecked Sendable {
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     private var isBackingOff = false
+    // Set from the first failed accept of an exhaustion episode until an accept succeeds: one warning each.
+    private var isInBackoffEpisode = false
 
     /// Creates a server for `serverAddress` whose requests are handled by instances of `handler`.
     ///
@@ -257,6 +259,7 @@ open class BaseServer: @unchecked Sendable {
             if error.isResourceExhaustion, let loop { backOff(on: loop, after: error) }
             return
         }
+        isInBackoffEpisode = false
         if try verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
@@ -272,7 +275,10 @@ open class BaseServer: @unchecked Sendable {
     /// Out of descriptors or buffers: the listener stays readable, so stop watching it for a while instead
     /// of spinning, and say so once per episode.
     private func backOff(on loop: EventLoop, after error: SocketError) {
-        logger.warning("accept failed, pausing for 100 ms", metadata: ["error": "\(error)"])
+        if !isInBackoffEpisode {
+            logger.warning("accept failed, pausing for 100 ms", metadata: ["error": "\(error)"])
+            isInBackoffEpisode = true
+        }
         isBackingOff = true
         applyAccepting()
         let timer = backoffTimer ?? LoopEvent(timerOn: loop, repeating: false) { [unowned self] _ in
