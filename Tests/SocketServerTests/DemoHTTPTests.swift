@@ -29,7 +29,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("GET a file: status, Content-Type, Content-Length, Last-Modified and body", arguments: demoModes)
+    @Test("GET a file: status, Content-Type, Content-Length, Last-Modified and body", arguments: httpModes)
     func getFile(mode: String) throws {
         try withServer(mode: mode) { demo, fixture throws in
             let text = try curlReply("\(demo.baseURL)/hello.txt")
@@ -53,7 +53,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("HEAD: the same head as GET, no body", arguments: demoModes)
+    @Test("HEAD: the same head as GET, no body", arguments: httpModes)
     func head(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let result = try runTool(["curl", "-s", "-I", "--max-time", "20", "\(demo.baseURL)/hello.txt"])
@@ -70,7 +70,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("directory listing: sorted, links percent-encoded, names HTML-escaped", arguments: demoModes)
+    @Test("directory listing: sorted, links percent-encoded, names HTML-escaped", arguments: httpModes)
     func listing(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let reply = try curlReply("\(demo.baseURL)/")
@@ -97,7 +97,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("a directory without its slash redirects; index.html is served for its directory", arguments: demoModes)
+    @Test("a directory without its slash redirects; index.html is served for its directory", arguments: httpModes)
     func redirectAndIndex(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let redirect = try curlReply("\(demo.baseURL)/sub?x=1")
@@ -110,7 +110,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("404, 405 and their HTML bodies", arguments: demoModes)
+    @Test("404, 405 and their HTML bodies", arguments: httpModes)
     func errors(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let missing = try curlReply("\(demo.baseURL)/missing.txt")
@@ -159,7 +159,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("414 for a request line over 8 KiB, 431 for large headers; the server keeps serving", arguments: demoModes)
+    @Test("414 for a request line over 8 KiB, 431 for large headers; the server keeps serving", arguments: httpModes)
     func limits(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let address = try demo.socketAddress()
@@ -201,7 +201,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("keep-alive: curl re-uses the connection for two URLs, except in sync mode", arguments: demoModes)
+    @Test("keep-alive: curl re-uses the connection for two URLs, except in sync mode", arguments: httpModes)
     func keepAlive(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let result = try runTool([
@@ -220,7 +220,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("Connection: close and HTTP/1.0 close the connection; HTTP/1.0 keep-alive is honoured", arguments: demoConcurrentModes)
+    @Test("Connection: close and HTTP/1.0 close the connection; HTTP/1.0 keep-alive is honoured", arguments: httpConcurrentModes)
     func connectionControl(mode: String) throws {
         try withServer(mode: mode) { demo, _ throws in
             let urls = ["\(demo.baseURL)/hello.txt", "\(demo.baseURL)/page.html"]
@@ -242,7 +242,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("a client that stops mid-request gets 408 after --timeout and costs only its connection", arguments: demoModes)
+    @Test("a client that stops mid-request gets 408 after --timeout and costs only its connection", arguments: httpModes)
     func slowClient(mode: String) throws {
         try withServer(mode: mode, ["--timeout", "0.5"]) { demo, _ throws in
             let address = try demo.socketAddress()
@@ -256,7 +256,7 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("HTTP over a Unix socket with curl --unix-socket", arguments: demoModes)
+    @Test("HTTP over a Unix socket with curl --unix-socket", arguments: httpModes)
     func unixSocket(mode: String) throws {
         let fixture = try HTTPFixture()
         defer { fixture.cleanup() }

@@ -29,6 +29,7 @@ struct DemoLifecycleTests {
             ["echo", "--host", "not an address"],
             ["udp-echo", "--no-such-option"],
             ["http", "--directory", "/nonexistent/socketserver-demo"],
+            ["http", "--mode", "event"],
             ["no-such-service"],
         ]
     )
@@ -94,7 +95,7 @@ struct DemoLifecycleTests {
         #expect(demo.waitForExit(timeout: .seconds(20)) == 0, "stderr: \(demo.standardError)")
     }
 
-    @Test("SIGTERM during a download lets it complete", arguments: demoModes)
+    @Test("SIGTERM during a download lets it complete", arguments: httpModes)
     func sigtermDuringDownload(mode: String) throws {
         try #require(toolAvailable("curl"), "curl is missing: run `make deps`")
         let fixture = try HTTPFixture()

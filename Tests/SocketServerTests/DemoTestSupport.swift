@@ -7,10 +7,14 @@ import Testing
 // Support for the integration tests of `socketserver-demo`: start the built executable as a child process,
 // read its `listening on` line, drive it with real clients (curl, nc, socat, or a socket), stop and reap it.
 
-/// The `--mode` values the demo offers; every service is tested in each.
-let demoModes = ["sync", "threading", "forking", "pool"]
+/// The `--mode` values the demo offers; the echo services are tested in each.
+let demoModes = ["sync", "threading", "forking", "pool", "event"]
 /// The modes that serve several connections at once.
-let demoConcurrentModes = ["threading", "forking", "pool"]
+let demoConcurrentModes = ["threading", "forking", "pool", "event"]
+/// The modes of the HTTP service (it has no event-mode handler).
+let httpModes = ["sync", "threading", "forking", "pool"]
+/// The HTTP modes that keep connections alive.
+let httpConcurrentModes = ["threading", "forking", "pool"]
 
 /// Where the built `socketserver-demo` is: in the products directory, next to the test bundle (`swift test`
 /// builds every product of the package before it runs the tests).

@@ -14,6 +14,9 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     case forking
     /// A fixed set of worker threads fed from a bounded queue (`ThreadPoolMode`, `--workers N`).
     case pool
+    /// Non-blocking handlers on `--loops N` libevent loops (`EventMode`); each service brings its own
+    /// event handler.
+    case event
 
     /// One line for `--help`.
     var summary: String {
@@ -22,6 +25,7 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case .threading: "a thread per request"
         case .forking: "a child process per request, at most 40 at once"
         case .pool: "--workers threads (default: one per CPU) fed from a bounded queue"
+        case .event: "non-blocking handlers on --loops event loops (default: one per CPU)"
         }
     }
 
@@ -29,7 +33,7 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     var takesWorkers: Bool { self == .pool }
 
     /// Whether `--loops N` applies.
-    var takesLoops: Bool { false }
+    var takesLoops: Bool { self == .event }
 
     /// Whether an HTTP connection may stay open between requests. Not in `sync` mode, where an idle
     /// kept-alive connection would hold the only serving thread and starve every other client. (In `pool`
@@ -38,18 +42,39 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     var allowsKeepAlive: Bool { self != .sync }
 
     /// A new mode object for one server (mode objects hold per-server state).
-    func makeConcurrencyMode(workers: Int?) -> any ConcurrencyMode {
+    ///
+    /// - Parameter event: the service's non-blocking handling, required by `event` and ignored otherwise.
+    /// - Throws: `ValidationError` for `event` when the service has no event handler.
+    func makeConcurrencyMode(workers: Int?, loops: Int?, event: EventHandling?) throws -> any ConcurrencyMode {
         switch self {
-        case .sync: SynchronousMode()
-        case .threading: ThreadingMode()
-        case .forking: ForkingMode()
-        case .pool: ThreadPoolMode(workers: workers ?? ThreadPoolMode.defaultWorkerCount)
+        case .sync: return SynchronousMode()
+        case .threading: return ThreadingMode()
+        case .forking: return ForkingMode()
+        case .pool: return ThreadPoolMode(workers: workers ?? ThreadPoolMode.defaultWorkerCount)
+        case .event:
+            switch event {
+            case .stream(let handler, var configuration):
+                if let loops { configuration.loops = loops }
+                return EventMode(handler: handler, configuration: configuration)
+            case .datagram(let handler):
+                return EventMode(datagramHandler: handler)
+            case nil:
+                throw ValidationError("this service has no event-mode handler; use another --mode.")
+            }
         }
     }
 
+    /// What a service runs in `event` mode.
+    enum EventHandling {
+        /// A handler per connection, with the mode's limits.
+        case stream(EventStreamHandler.Type, EventMode.Configuration)
+        /// One handler for every datagram.
+        case datagram(EventDatagramHandler.Type)
+    }
+
     /// Requests that `mode` has taken and not finished: running on a thread or waiting in the pool's queue.
-    /// Always 0 for `sync` (nothing runs once the serve loop has returned) and `forking` (children hold
-    /// their own copies of every socket they need).
+    /// Always 0 for `sync` and `event` (datagrams are answered on the serving thread, so nothing runs once
+    /// the serve loop has returned) and `forking` (children hold their own copies of every socket they need).
     static func requestsInFlight(_ mode: any ConcurrencyMode) -> Int {
         switch mode {
         case let threading as ThreadingMode: threading.activeRequests

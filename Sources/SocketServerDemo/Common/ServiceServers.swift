@@ -5,14 +5,21 @@ protocol ServiceHost: BaseServer {
     var context: ServiceContext { get }
 }
 
-extension BaseRequestHandler {
-    /// The service context of the server that created this handler.
-    /// - Throws: `SocketServerError.unexpectedRequest` when the handler runs under some other server.
-    func serviceContext() throws -> ServiceContext {
+extension ServiceContext {
+    /// The service context of `server`.
+    /// - Throws: `SocketServerError.unexpectedRequest` when a handler runs under some other server.
+    static func of(_ server: BaseServer) throws -> ServiceContext {
         guard let host = server as? any ServiceHost else {
-            throw SocketServerError.unexpectedRequest("\(type(of: self)) needs a server with a ServiceContext")
+            throw SocketServerError.unexpectedRequest("demo handlers need a server with a ServiceContext")
         }
         return host.context
+    }
+}
+
+extension BaseRequestHandler {
+    /// The service context of the server that created this handler.
+    func serviceContext() throws -> ServiceContext {
+        try ServiceContext.of(server)
     }
 }
 

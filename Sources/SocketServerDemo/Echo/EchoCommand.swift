@@ -41,7 +41,8 @@ struct EchoCommand: ParsableCommand {
             replyDelay: delayMilliseconds > 0 ? .milliseconds(delayMilliseconds) : nil
         )
         let address = try options.address(defaultPort: 9999)
-        let mode = options.mode.makeConcurrencyMode(workers: options.workers)
+        let mode = try options.mode.makeConcurrencyMode(
+            workers: options.workers, loops: options.loops, event: .stream(EventEchoHandler.self, EventEchoHandler.configuration(context)))
         let server: BaseServer =
             if options.isUnix {
                 try ServiceUnixStreamServer(address, handler: EchoHandler.self, mode: mode, context: context)

@@ -38,7 +38,8 @@ struct UDPEchoCommand: ParsableCommand {
             replyDelay: delayMilliseconds > 0 ? .milliseconds(delayMilliseconds) : nil
         )
         let address = try options.address(defaultPort: 9999)
-        let mode = options.mode.makeConcurrencyMode(workers: options.workers)
+        let mode = try options.mode.makeConcurrencyMode(
+            workers: options.workers, loops: options.loops, event: .datagram(EventUDPEchoHandler.self))
         let server: BaseServer =
             if options.isUnix {
                 try ServiceUnixDatagramServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)

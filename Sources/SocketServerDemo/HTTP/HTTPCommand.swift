@@ -25,6 +25,9 @@ struct HTTPCommand: ParsableCommand {
     var directory = "."
 
     func validate() throws {
+        if options.mode == .event {
+            throw ValidationError("http has no non-blocking handler yet; use --mode threading, forking, pool or sync.")
+        }
         guard StaticPathResolver(directory: directory) != nil else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
@@ -43,7 +46,8 @@ struct HTTPCommand: ParsableCommand {
             http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive)
         )
         let address = try options.address(defaultPort: 8000)
-        let mode = options.mode.makeConcurrencyMode(workers: options.workers)
+        let mode = try options.mode.makeConcurrencyMode(
+            workers: options.workers, loops: options.loops, event: nil)
         let server: BaseServer =
             if options.isUnix {
                 try ServiceUnixStreamServer(address, handler: HTTPHandler.self, mode: mode, context: context)

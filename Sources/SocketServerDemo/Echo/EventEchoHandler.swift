@@ -1,0 +1,52 @@
+import Logging
+import SocketServer
+
+/// Line echo for `--mode event`: a non-blocking handler per connection on the mode's loops.
+///
+/// Complete lines are echoed as they arrive; a partial line waits in the mode's input buffer (at most 64 KiB,
+/// beyond which the mode closes the connection). On shutdown a connection closes as soon as it holds no
+/// partial line. `--delay-ms` sleeps on the loop, so in this mode it delays every connection of that loop:
+/// that is what a blocking handler costs an event loop. Unlike the threaded handler, a last line without a
+/// newline is not echoed when the client closes: the event API hands no input to `inputEnded`.
+final class EventEchoHandler: EventStreamHandler {
+    private var context: ServiceContext?
+    private var lines = 0
+    private var bytes = 0
+    private var shuttingDown = false
+
+    /// The mode's limits for this service: `--timeout` as the idle timeout, 64 KiB lines.
+    static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
+        EventMode.Configuration(idleTimeout: context.timeout, maxBufferedInput: 64 * 1024)
+    }
+
+    override func connectionOpened(_ connection: EventConnection) throws {
+        context = try ServiceContext.of(connection.server)
+    }
+
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        guard let context else { return }
+        while let line = input.readLine() {
+            if let delay = context.replyDelay { pause(for: delay) }
+            _ = connection.write(line)
+            lines += 1
+            bytes += line.count
+            context.logger.debug(
+                "echo line", metadata: ["client": "\(connection.clientAddress)", "bytes": "\(line.count)"])
+        }
+        if shuttingDown && input.isEmpty { connection.close() }
+    }
+
+    override func serverShuttingDown(_ connection: EventConnection) {
+        shuttingDown = true
+        if connection.bufferedInputCount == 0 { connection.close() }
+    }
+
+    override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
+        let end = error.map { "\($0)" } ?? (shuttingDown ? "server shutting down" : "closed by client")
+        context?.logger.info(
+            "echo connection",
+            metadata: [
+                "client": "\(connection.clientAddress)", "lines": "\(lines)", "bytes": "\(bytes)", "end": "\(end)",
+            ])
+    }
+}

@@ -1,0 +1,26 @@
+import Logging
+import SocketServer
+
+/// Datagram echo for `--mode event`: every datagram is answered on the serving thread without blocking
+/// (a reply the socket cannot take at once is dropped, as the network may drop it).
+final class EventUDPEchoHandler: EventDatagramHandler {
+    private var context: ServiceContext?
+
+    override func datagramReceived(_ datagram: EventDatagram) throws {
+        let context = try self.context ?? ServiceContext.of(datagram.server)
+        self.context = context
+        if datagram.clientAddress.family == .unix && datagram.clientAddress.path?.isEmpty != false {
+            context.logger.debug(
+                "datagram from an unnamed Unix socket, not answered", metadata: ["bytes": "\(datagram.packet.count)"])
+            return
+        }
+        if let delay = context.replyDelay { pause(for: delay) }
+        let sent = try datagram.reply(datagram.packet)
+        context.logger.info(
+            "datagram",
+            metadata: [
+                "client": "\(datagram.clientAddress)", "bytes": "\(datagram.packet.count)",
+                "reply": "\(sent ? "sent" : "dropped")",
+            ])
+    }
+}
