@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every server of a run: SocketServer's modes (run through `socketserver-demo`) and the peers.
 struct ServerCatalog: Sendable {
     /// The modes the harness knows of, in the order shown. A mode the demo does not offer yet is listed
@@ -106,10 +108,16 @@ struct DemoHelp: Sendable {
     /// The option that makes the echo handler sleep per line, if the demo has one.
     var delayFlag: String?
 
-    init(helpText: String) {
-        // The --mode help lists "name (summary)" for each mode.
-        modes = Set(
-            ServerCatalog.modeNames.filter { helpText.contains("\($0) (") || helpText.contains("\($0),") })
+    init(helpText raw: String) {
+        // ArgumentParser wraps help at 80 columns: join the lines before looking for words.
+        let helpText = raw.split(whereSeparator: { $0 == "\n" || $0 == " " }).joined(separator: " ")
+        // The --mode option ends with "(values: sync, threading, ...; default: sync)".
+        if let values = helpText.range(of: "(values: ") {
+            let list = helpText[values.upperBound...].prefix { $0 != ";" && $0 != ")" }
+            modes = Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        } else {
+            modes = Set(ServerCatalog.modeNames.filter { helpText.contains("\($0) (") })
+        }
         hasLogLevel = helpText.contains("--log-level")
         hasLoops = helpText.contains("--loops")
         delayFlag = ["--delay-ms", "--handler-delay-ms", "--sleep-ms"].first { helpText.contains($0) }
