@@ -111,6 +111,31 @@ struct EventModeEchoTests {
         }
     }
 
+    /// Many lines in one read: the replies are staged and leave together, complete and in order.
+    @Test func manyLinesPerReadComeBackInOrder() throws {
+        let server = try makeEventServer(EventLineEcho.self, .init(loops: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            let lines = (0..<5_000).map { "line \($0) " + String(repeating: "z", count: $0 % 50) + "\n" }
+            try client.send(lines.joined())
+            for line in lines {
+                #expect(try client.readLine() == line)
+            }
+            client.close()
+        }
+    }
+
+    /// A reply written just before `close()` in the same callback still reaches the client.
+    @Test func writeThenCloseDeliversTheReply() throws {
+        let server = try makeEventServer(EventGoodbye.self, .init(loops: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("quit\n")
+            #expect(try client.readToEnd() == "bye\n")
+            client.close()
+        }
+    }
+
     /// A handler error goes to `handleError`, costs that client its connection, and nobody else's.
     @Test func handlerErrorClosesOnlyThatConnection() throws {
         let (logger, store) = RecordingLogHandler.makeLogger()
@@ -185,5 +210,15 @@ final class EventRejectingServer: TCPServer, @unchecked Sendable {
     override func shutdownRequest(_ request: Request) {
         shutdownRequests.wrappingAdd(1, ordering: .relaxed)
         super.shutdownRequest(request)
+    }
+}
+
+/// Answers any line with "bye" and closes.
+final class EventGoodbye: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        if input.readLine() != nil {
+            connection.write("bye\n")
+            connection.close()
+        }
     }
 }

@@ -11,6 +11,11 @@ final class EventWorker: @unchecked Sendable {
     let idleTimeout: LoopTimeout?
     /// The one receive buffer of the loop: connections read into it and their handlers see it directly.
     let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// Where the small writes a handler makes during one callback collect, so that they leave in one send.
+    /// Only the connection whose callback is running uses it, and empties it before the callback ends.
+    let stagingBuffer: UnsafeMutableRawBufferPointer
+    /// How many bytes `stagingBuffer` holds.
+    var stagedCount = 0
     private unowned(unsafe) let mode: EventMode
     private var connections: [StreamConnection] = []
 
@@ -21,10 +26,12 @@ final class EventWorker: @unchecked Sendable {
         self.configuration = mode.configuration
         self.idleTimeout = mode.configuration.idleTimeout.flatMap { LoopTimeout($0, on: loop) }
         self.receiveBuffer = .allocate(byteCount: mode.configuration.readChunkSize, alignment: 16)
+        self.stagingBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     deinit {
         receiveBuffer.deallocate()
+        stagingBuffer.deallocate()
     }
 
     /// The number of connections this loop owns; read it on the loop's thread.

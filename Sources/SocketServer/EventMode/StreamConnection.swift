@@ -83,13 +83,47 @@ final class StreamConnection: SocketEventTarget {
 
     // MARK: - Handler API (through EventConnection)
 
-    var bufferedOutputCount: Int { output.count }
+    var bufferedOutputCount: Int { output.count + (isInCallback ? worker.stagedCount : 0) }
     var bufferedInputCount: Int { input.count }
-    var isWritable: Bool { state == .open && failure == nil && output.count < worker.configuration.outputHighWatermark }
+    var isWritable: Bool {
+        state == .open && failure == nil && bufferedOutputCount < worker.configuration.outputHighWatermark
+    }
 
-    /// Sends at once what the peer takes and queues the rest; false when the connection no longer takes writes.
+    /// Sends what the peer takes and queues the rest; false when the connection no longer takes writes.
+    ///
+    /// Inside the connection's own callback, small writes are staged in the loop's buffer and leave
+    /// together when the callback returns (a handler answering ten lines makes one send, not ten).
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .open, failure == nil else { return false }
+        guard bytes.count > 0 else { return true }
+        if isInCallback {
+            let staging = worker.stagingBuffer
+            if output.isEmpty && bytes.count <= staging.count / 2 {
+                if worker.stagedCount + bytes.count > staging.count { flushStaged() }
+                if output.isEmpty && failure == nil, let source = bytes.baseAddress, let target = staging.baseAddress {
+                    (target + worker.stagedCount).copyMemory(from: source, byteCount: bytes.count)
+                    worker.stagedCount += bytes.count
+                    return true
+                }
+                if failure != nil { return false }
+            } else if worker.stagedCount > 0 {
+                flushStaged()  // what was staged goes first
+                if failure != nil { return false }
+            }
+        }
+        return sendOrQueue(bytes)
+    }
+
+    /// Sends the bytes staged during this callback; queues what the socket does not take.
+    private func flushStaged() {
+        let staged = worker.stagedCount
+        guard staged > 0 else { return }
+        worker.stagedCount = 0
+        _ = sendOrQueue(UnsafeRawBufferPointer(rebasing: worker.stagingBuffer[0..<staged]))
+    }
+
+    /// Sends directly when nothing is queued, and queues the rest (or everything, behind queued output).
+    private func sendOrQueue(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
         var sent = 0
         if output.isEmpty {
@@ -155,6 +189,11 @@ final class StreamConnection: SocketEventTarget {
             try body()
         } catch {
             report(error)
+        }
+        if failure == nil {
+            flushStaged()
+        } else {
+            worker.stagedCount = 0
         }
         isInCallback = false
         settle()
