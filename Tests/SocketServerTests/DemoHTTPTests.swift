@@ -250,7 +250,8 @@ struct DemoHTTPTests {
             defer { slow.close() }
             try slow.send("GET /hello.txt HTTP/1.1\r\n")
             let reply = HTTPReply(Array(try slow.readToEnd().utf8))
-            #expect(reply.statusCode == 408)
+            // The event mode's idle timeout closes the connection itself, without a response.
+            #expect(reply.statusCode == (mode == "event" ? 0 : 408))
             let next = try curlReply("\(demo.baseURL)/hello.txt")
             #expect(next.statusCode == 200)
         }

@@ -29,7 +29,7 @@ struct DemoLifecycleTests {
             ["echo", "--host", "not an address"],
             ["udp-echo", "--no-such-option"],
             ["http", "--directory", "/nonexistent/socketserver-demo"],
-            ["http", "--mode", "event"],
+            ["http", "--mode", "event", "--workers", "2"],
             ["no-such-service"],
         ]
     )

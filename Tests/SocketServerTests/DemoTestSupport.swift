@@ -11,10 +11,10 @@ import Testing
 let demoModes = ["sync", "threading", "forking", "pool", "event"]
 /// The modes that serve several connections at once.
 let demoConcurrentModes = ["threading", "forking", "pool", "event"]
-/// The modes of the HTTP service (it has no event-mode handler).
-let httpModes = ["sync", "threading", "forking", "pool"]
+/// The modes of the HTTP service.
+let httpModes = demoModes
 /// The HTTP modes that keep connections alive.
-let httpConcurrentModes = ["threading", "forking", "pool"]
+let httpConcurrentModes = demoConcurrentModes
 
 /// Where the built `socketserver-demo` is: in the products directory, next to the test bundle (`swift test`
 /// builds every product of the package before it runs the tests).

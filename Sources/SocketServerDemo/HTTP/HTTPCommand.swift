@@ -13,8 +13,9 @@ struct HTTPCommand: ParsableCommand {
             505 with a short HTML body. Nothing outside the directory is ever served: `..` (also as %2e%2e \
             or with %2f), and symbolic links that lead out of the tree, get 404. Connections stay open \
             between requests (HTTP/1.1 by default, HTTP/1.0 with Connection: keep-alive) in every mode but \
-            sync, where a waiting connection would block all others; an idle one closes after 5 s. Each \
-            request is logged at info level (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
+            sync, where a waiting connection would block all others; an idle one closes after 5 s (after \
+            --timeout in event mode, where it costs only its buffers). Each request is logged at info \
+            level (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
             Try it: socketserver-demo http --mode threading --port 8000 & curl -i http://127.0.0.1:8000/
             """
     )
@@ -25,9 +26,6 @@ struct HTTPCommand: ParsableCommand {
     var directory = "."
 
     func validate() throws {
-        if options.mode == .event {
-            throw ValidationError("http has no non-blocking handler yet; use --mode threading, forking, pool or sync.")
-        }
         guard StaticPathResolver(directory: directory) != nil else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
@@ -47,7 +45,8 @@ struct HTTPCommand: ParsableCommand {
         )
         let address = try options.address(defaultPort: 8000)
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops, event: nil)
+            workers: options.workers, loops: options.loops,
+            event: .stream(EventHTTPHandler.self, EventHTTPHandler.configuration(context)))
         let server: BaseServer =
             if options.isUnix {
                 try ServiceUnixStreamServer(address, handler: HTTPHandler.self, mode: mode, context: context)
