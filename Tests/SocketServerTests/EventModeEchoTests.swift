@@ -125,6 +125,21 @@ struct EventModeEchoTests {
         }
     }
 
+    /// Echoed bytes (sent from the receive buffer) mixed with other writes keep their order.
+    @Test func mixedWritesKeepTheirOrder() throws {
+        let server = try makeEventServer(EventMarkingEcho.self, .init(loops: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            let lines = (0..<3_000).map { "mixed \($0)\n" }
+            try client.send(lines.joined())
+            for line in lines {
+                #expect(try client.readLine() == line)
+                #expect(try client.readLine() == "#\n")
+            }
+            client.close()
+        }
+    }
+
     /// A reply written just before `close()` in the same callback still reaches the client.
     @Test func writeThenCloseDeliversTheReply() throws {
         let server = try makeEventServer(EventGoodbye.self, .init(loops: 1))
@@ -219,6 +234,16 @@ final class EventGoodbye: EventStreamHandler {
         if input.readLine() != nil {
             connection.write("bye\n")
             connection.close()
+        }
+    }
+}
+
+/// Echoes each line followed by a line of its own ("#").
+final class EventMarkingEcho: EventStreamHandler {
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        while let line = input.readLine() {
+            connection.write(line)
+            connection.write("#\n")
         }
     }
 }

@@ -16,6 +16,11 @@ final class EventWorker: @unchecked Sendable {
     let stagingBuffer: UnsafeMutableRawBufferPointer
     /// How many bytes `stagingBuffer` holds.
     var stagedCount = 0
+    /// Written bytes that are still where they were received (an echo): a run of `receiveBuffer` sent
+    /// without a copy when the callback ends. Never set while `stagedCount` is not 0.
+    var runStart: UnsafeRawPointer?
+    /// The length of that run.
+    var runCount = 0
     private unowned(unsafe) let mode: EventMode
     private var connections: [StreamConnection] = []
 
@@ -26,12 +31,19 @@ final class EventWorker: @unchecked Sendable {
         self.configuration = mode.configuration
         self.idleTimeout = mode.configuration.idleTimeout.flatMap { LoopTimeout($0, on: loop) }
         self.receiveBuffer = .allocate(byteCount: mode.configuration.readChunkSize, alignment: 16)
-        self.stagingBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        // As large as one receive, so that echoing a whole read of small messages takes one send.
+        self.stagingBuffer = .allocate(byteCount: max(mode.configuration.readChunkSize, 64 * 1024), alignment: 16)
     }
 
     deinit {
         receiveBuffer.deallocate()
         stagingBuffer.deallocate()
+    }
+
+    /// Whether `bytes` lie inside `receiveBuffer`, which stays valid until the current callback returns.
+    func isInReceiveBuffer(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let start = bytes.baseAddress, let base = receiveBuffer.baseAddress else { return false }
+        return start >= UnsafeRawPointer(base) && start + bytes.count <= UnsafeRawPointer(base) + receiveBuffer.count
     }
 
     /// The number of connections this loop owns; read it on the loop's thread.

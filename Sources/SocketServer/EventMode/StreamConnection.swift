@@ -83,7 +83,7 @@ final class StreamConnection: SocketEventTarget {
 
     // MARK: - Handler API (through EventConnection)
 
-    var bufferedOutputCount: Int { output.count + (isInCallback ? worker.stagedCount : 0) }
+    var bufferedOutputCount: Int { output.count + (isInCallback ? worker.stagedCount + worker.runCount : 0) }
     var bufferedInputCount: Int { input.count }
     var isWritable: Bool {
         state == .open && failure == nil && bufferedOutputCount < worker.configuration.outputHighWatermark
@@ -91,31 +91,58 @@ final class StreamConnection: SocketEventTarget {
 
     /// Sends what the peer takes and queues the rest; false when the connection no longer takes writes.
     ///
-    /// Inside the connection's own callback, small writes are staged in the loop's buffer and leave
-    /// together when the callback returns (a handler answering ten lines makes one send, not ten).
+    /// Inside the connection's own callback, writes are held back and leave together when the callback
+    /// returns (a handler answering ten lines makes one send, not ten): bytes echoed from where they were
+    /// received are sent from there without a copy, other small writes are staged in the loop's buffer.
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .open, failure == nil else { return false }
-        guard bytes.count > 0 else { return true }
-        if isInCallback {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return true }
+        if isInCallback && output.isEmpty {
+            if worker.isInReceiveBuffer(bytes) {
+                if worker.runCount > 0, let run = worker.runStart, run + worker.runCount == source {
+                    worker.runCount += bytes.count
+                    return true
+                }
+                if worker.runCount == 0 && worker.stagedCount == 0 {
+                    worker.runStart = source
+                    worker.runCount = bytes.count
+                    return true
+                }
+            }
             let staging = worker.stagingBuffer
-            if output.isEmpty && bytes.count <= staging.count / 2 {
-                if worker.stagedCount + bytes.count > staging.count { flushStaged() }
-                if output.isEmpty && failure == nil, let source = bytes.baseAddress, let target = staging.baseAddress {
+            if bytes.count <= staging.count / 2 {
+                stageRun()
+                if worker.stagedCount + bytes.count > staging.count { flushPending() }
+                if output.isEmpty && failure == nil, let target = staging.baseAddress {
                     (target + worker.stagedCount).copyMemory(from: source, byteCount: bytes.count)
                     worker.stagedCount += bytes.count
                     return true
                 }
-                if failure != nil { return false }
-            } else if worker.stagedCount > 0 {
-                flushStaged()  // what was staged goes first
-                if failure != nil { return false }
+            } else {
+                flushPending()  // what was held back goes first
             }
+            if failure != nil { return false }
         }
         return sendOrQueue(bytes)
     }
 
-    /// Sends the bytes staged during this callback; queues what the socket does not take.
-    private func flushStaged() {
+    /// Copies a held-back run into the (then empty) staging buffer, so that other bytes can follow it.
+    private func stageRun() {
+        guard worker.runCount > 0, let run = worker.runStart, let target = worker.stagingBuffer.baseAddress else { return }
+        target.copyMemory(from: run, byteCount: worker.runCount)
+        worker.stagedCount = worker.runCount
+        worker.runCount = 0
+        worker.runStart = nil
+    }
+
+    /// Sends what this callback held back; queues what the socket does not take.
+    private func flushPending() {
+        if worker.runCount > 0, let run = worker.runStart {
+            let count = worker.runCount
+            worker.runCount = 0
+            worker.runStart = nil
+            _ = sendOrQueue(UnsafeRawBufferPointer(start: run, count: count))
+        }
         let staged = worker.stagedCount
         guard staged > 0 else { return }
         worker.stagedCount = 0
@@ -191,9 +218,11 @@ final class StreamConnection: SocketEventTarget {
             report(error)
         }
         if failure == nil {
-            flushStaged()
+            flushPending()
         } else {
             worker.stagedCount = 0
+            worker.runCount = 0
+            worker.runStart = nil
         }
         isInCallback = false
         settle()
