@@ -72,7 +72,16 @@ struct Runner {
                 }
             }
         }
-        let stops = ChildProcess.terminateAll(running.map(\.process))
+        // SocketServer's modes stop one at a time, so that their stop times are not inflated by other
+        // servers exiting on the same core; the peers (Python polls for up to 0.5 s) then stop together.
+        var stops = [Double?](repeating: nil, count: running.count)
+        for (index, server) in running.enumerated() where server.spec.family == .mode {
+            stops[index] = ChildProcess.terminateAll([server.process])[0]
+        }
+        let peers = running.indices.filter { running[$0].spec.family == .peer }
+        for (index, stop) in zip(peers, ChildProcess.terminateAll(peers.map { running[$0].process })) {
+            stops[index] = stop
+        }
         for (index, server) in running.enumerated() {
             rows[index].stopSeconds = stops[index]
             if let status = server.process.poll(), status != 0 {
