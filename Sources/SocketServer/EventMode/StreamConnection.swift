@@ -95,6 +95,7 @@ final class StreamConnection: SocketEventTarget {
     /// returns (a handler answering ten lines makes one send, not ten): bytes echoed from where they were
     /// received are sent from there without a copy, other small writes are staged in the loop's buffer.
     func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        assertOnLoop()
         guard state == .open, failure == nil else { return false }
         guard let source = bytes.baseAddress, bytes.count > 0 else { return true }
         if isInCallback && output.isEmpty {
@@ -185,18 +186,21 @@ final class StreamConnection: SocketEventTarget {
 
     /// Stops taking writes and closes once queued output has been sent.
     func close() {
+        assertOnLoop()
         guard state == .open else { return }
         state = .closing
         if !isInCallback { events.wakeWriter() }
     }
 
     func pauseReading() {
+        assertOnLoop()
         guard !isPausedByHandler else { return }
         isPausedByHandler = true
         if !isInCallback { updateInterest() }
     }
 
     func resumeReading() {
+        assertOnLoop()
         guard isPausedByHandler else { return }
         isPausedByHandler = false
         // Bytes kept while paused may already hold complete messages: offer them without waiting for more.
@@ -207,6 +211,11 @@ final class StreamConnection: SocketEventTarget {
     }
 
     // MARK: - Internals
+
+    /// Debug builds check the one rule the type system cannot: a connection is used on its own loop only.
+    private func assertOnLoop() {
+        assert(worker.loop.isInLoopThread, "an EventConnection was used outside its own event loop")
+    }
 
     /// Runs `body` as the connection's own callback, then applies whatever state it left behind.
     private func inCallback(_ body: () throws -> Void) {
