@@ -86,6 +86,7 @@ struct PerfCommand: ParsableCommand {
             machine: .current(), profile: profile.name, startedAt: ISO8601DateFormatter().string(from: Date()),
             rounds: profile.rounds, sliceSeconds: profile.sliceSeconds, pinning: pinning.description)
         report.missingServers = catalog.missing
+        report.commit = Self.commit(tools: tools)
         for workload in selected {
             progress.note("workload \(workload.id): \(workload.title)")
             report.workloads.append(runner.run(workload))
@@ -116,9 +117,13 @@ struct PerfCommand: ParsableCommand {
         else { return "not measured (needs echo-100 with a C peer)" }
         let loadShare = (fastest.loadCPUShare ?? 0) * 100
         let serverShare = fastest.slices.reduce(0) { $0 + $1.serverCPUSeconds } / max(1e-9, fastest.slices.reduce(0) { $0 + $1.seconds }) * 100
-        let verdict = loadShare < 90
+        var verdict = loadShare < 90
             ? "it had CPU to spare, so it is not the bottleneck"
             : "it was busy the whole time, so it co-limits throughput on this machine: compare server CPU µs/req too"
+        if loadShare < 90 && serverShare < 90 {
+            verdict += " (nor was the server CPU-bound: round trips and other processes on the machine set the pace,"
+                + " which is why server CPU µs/req is reported next to every rate)"
+        }
         return String(
             format: "ceiling %@ req/s against %@ at 100 connections, load generator %.0f%% of its core, server %.0f%% of its core: %@",
             TableFormat.metric(fastest.median, .requestsPerSecond), fastest.label, loadShare, serverShare, verdict)
@@ -130,6 +135,17 @@ struct PerfCommand: ParsableCommand {
         "Stop time is SIGTERM to process exit with nothing in flight: an upper bound for shutdown() to serveForever returning, process teardown included.",
         "Memory per idle connection is (RSS with the connections open − RSS before) / connections, each connection having made one echo.",
     ]
+
+    /// The tree the run was built from, or "unknown" outside a git checkout.
+    static func commit(tools: PeerTools) -> String {
+        let path = "\(tools.outDirectory)/tmp/commit.txt"
+        guard let child = try? ChildProcess(
+            arguments: ["git", "-C", tools.root, "describe", "--always", "--dirty"], stdoutPath: path,
+            stderrPath: "/dev/null"),
+            child.wait(timeout: 10) == 0, let text = readText(path)
+        else { return "unknown" }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     /// Asks the demo what it offers (`echo --help`).
     static func demoHelp(_ demo: String, tools: PeerTools) -> DemoHelp? {

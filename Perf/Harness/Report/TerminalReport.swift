@@ -2,7 +2,7 @@
 enum TerminalReport {
     static func render(_ report: RunReport) -> String {
         var text = "\nSocketServer perf — profile \(report.profile), \(report.rounds) alternating rounds of "
-            + "\(report.sliceSeconds) s per server\nmachine: \(report.machine.summary)\npinning: \(report.pinning)\n"
+            + "\(report.sliceSeconds) s per server\nmachine: \(report.machine.summary)\ntree: \(report.commit)\npinning: \(report.pinning)\n"
         for workload in report.workloads {
             text += "\n== \(workload.title) [\(workload.id)]\n"
             text += TableFormat.columns([ResultTable.header] + ResultTable.rows(workload)) + "\n"

@@ -2,6 +2,8 @@
 struct RunReport: Codable, Sendable {
     var machine: MachineDescription
     var profile: String
+    /// `git describe --always --dirty` of the tree the run was built from.
+    var commit: String = ""
     var startedAt: String
     var rounds: Int
     var sliceSeconds: Double
