@@ -3,7 +3,7 @@ enum MarkdownReport {
     static func render(_ report: RunReport) -> String {
         var text = "# SocketServer perf results\n\n"
         text += "- Machine: \(report.machine.summary)\n"
-        text += "- Tree: `\(report.commit)` (`-dirty`: other engineers' uncommitted work was in the tree)\n"
+        text += "- Tree: `\(report.commit)` (a `-dirty` suffix: uncommitted changes were in the tree)\n"
         text += "- Run: \(report.startedAt), profile `\(report.profile)`, \(report.rounds) alternating rounds of "
             + "\(report.sliceSeconds) s per server and workload\n"
         text += "- Pinning: \(report.pinning)\n"
