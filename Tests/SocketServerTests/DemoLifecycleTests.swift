@@ -57,9 +57,12 @@ struct DemoLifecycleTests {
         defer { demo.stop(SIGKILL) }
         let client = try TestClient(connectingTo: try demo.socketAddress(), timeout: .seconds(20))
         defer { client.close() }
+        // A first round trip proves the connection is accepted and being handled.
+        try client.send("warm-up\n")
+        #expect(try client.readLine() == "warm-up\n")
         try client.send("first\nsecond\n")
         // Let the server start on the first line (it sleeps 300 ms per line), then ask it to stop.
-        usleep(150_000)
+        usleep(100_000)
         demo.send(SIGTERM)
         #expect(try client.readLine() == "first\n")
         #expect(try client.readLine() == "second\n")
@@ -82,13 +85,17 @@ struct DemoLifecycleTests {
 
     @Test("SIGTERM during a datagram's handling still sends the reply", arguments: demoModes)
     func sigtermDuringDatagram(mode: String) throws {
-        let demo = try DemoProcess(["udp-echo", "--mode", mode, "--port", "0", "--delay-ms", "300"])
+        let demo = try DemoProcess(["udp-echo", "--mode", mode, "--port", "0", "--delay-ms", "800"])
         defer { demo.stop(SIGKILL) }
         let socket = try Socket(family: .inet, type: .datagram)
         defer { socket.close() }
         socket.timeout = .seconds(20)
+        // A first round trip proves the server is serving; then one datagram is sent and, while the
+        // handler sleeps on it, the signal.
+        try socket.send(Array("warm-up".utf8), to: try demo.socketAddress())
+        _ = try socket.receiveFrom(maxLength: 1024)
         try socket.send(Array("in flight".utf8), to: try demo.socketAddress())
-        usleep(150_000)
+        usleep(300_000)
         demo.send(SIGTERM)
         let (reply, _) = try socket.receiveFrom(maxLength: 1024)
         #expect(String(decoding: reply, as: UTF8.self) == "in flight")
@@ -103,14 +110,20 @@ struct DemoLifecycleTests {
         let demo = try DemoProcess(["http", "--mode", mode, "--port", "0", "--directory", fixture.root])
         defer { demo.stop(SIGKILL) }
         let output = fixture.base.path + "/download.bin"
-        // 1 MiB at 2 MiB/s: the transfer is still running when the signal arrives.
-        let arguments = ["curl", "-sS", "--limit-rate", "2M", "-o", output, "\(demo.baseURL)/large.bin"]
+        // 1 MiB at 1 MiB/s: the transfer is still running when the signal arrives.
+        let arguments = ["curl", "-sS", "--limit-rate", "1M", "-o", output, "\(demo.baseURL)/large.bin"]
         let curlStatus = StatusBox()
         let download = try OSThread {
             let result = try? runTool(arguments)
             curlStatus.value.withLock { $0 = result?.status }
         }
-        usleep(200_000)
+        // Signal once the first bytes have arrived, so the download is surely in flight.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            var info = stat()
+            if stat(output, &info) == 0 && info.st_size > 0 { break }
+            usleep(10_000)
+        }
         demo.send(SIGTERM)
         download.join()
         #expect(curlStatus.value.withLock { $0 } == 0)

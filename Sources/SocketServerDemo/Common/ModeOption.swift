@@ -24,8 +24,8 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case .sync: "one request at a time on the serving thread"
         case .threading: "a thread per request"
         case .forking: "a child process per request, at most 40 at once"
-        case .pool: "--workers threads (default: one per CPU) fed from a bounded queue"
-        case .event: "non-blocking handlers on --loops event loops (default: one per CPU)"
+        case .pool: "a fixed set of --workers threads, one per CPU by default"
+        case .event: "non-blocking handlers on --loops event loops, one per CPU by default"
         }
     }
 

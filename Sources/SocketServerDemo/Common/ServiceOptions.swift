@@ -27,7 +27,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(
         help: """
             Seconds a connection may stay silent (and a single send may block) before the server drops it. \
-            Bounds what a slow or vanished client costs.
+            Bounds what a slow or vanished client costs. Default: 300 for echo, 30 for http.
             """
     )
     var timeout: Double?
@@ -35,7 +35,8 @@ struct ServiceOptions: ParsableArguments {
     @Option(
         name: .customLong("log-level"),
         help: ArgumentHelp(
-            "Lowest level logged to stderr: trace, debug, info, notice, warning, error or critical.",
+            "Lowest level logged to stderr. Default: notice for echo and udp-echo, info for http (which "
+                + "logs every request, like python3 -m http.server).",
             valueName: "level")
     )
     var logLevel: Logger.Level?

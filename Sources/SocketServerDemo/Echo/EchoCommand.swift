@@ -8,8 +8,10 @@ struct EchoCommand: ParsableCommand {
         abstract: "Line echo over TCP or a Unix stream socket.",
         discussion: """
             Every line a client sends (up to 64 KiB, newline included) comes back unchanged; a last line \
-            without a newline is echoed when the client closes. Connections are logged at info level and \
-            lines at debug level (default level: notice). Default port 9999, default timeout 300 s.
+            without a newline is echoed when the client closes (except in event mode). Connections are \
+            logged at info level and lines at debug level (default level: notice). Default port 9999, \
+            default timeout 300 s. With --delay-ms the handler sleeps before each reply; in event mode that \
+            sleep blocks every connection of its loop.
             Try it: socketserver-demo echo --port 9999 & printf 'hello\\n' | nc -N 127.0.0.1 9999
             """
     )
@@ -20,7 +22,7 @@ struct EchoCommand: ParsableCommand {
         name: .customLong("delay-ms"),
         help: ArgumentHelp(
             "Sleep this many milliseconds before echoing each line: a slow handler (the perf harness's "
-                + "slow-handler workload). Default 0.",
+                + "slow-handler workload).",
             valueName: "ms")
     )
     var delayMilliseconds = 0

@@ -18,7 +18,7 @@ struct UDPEchoCommand: ParsableCommand {
 
     @Option(
         name: .customLong("delay-ms"),
-        help: ArgumentHelp("Sleep this many milliseconds before each reply: a slow handler. Default 0.", valueName: "ms")
+        help: ArgumentHelp("Sleep this many milliseconds before each reply: a slow handler.", valueName: "ms")
     )
     var delayMilliseconds = 0
 
