@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import Synchronization
@@ -25,9 +26,13 @@ private func startHeldRequest(_ client: TestClient, line: String = "hold\n") thr
     return pid_t(try client.readLine().dropLast())
 }
 
-@Suite("Forking mode", .serialized)
+@Suite(
+    "Forking mode", .serialized,
+    .disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
 struct ForkingModeTests {
     @Test func slowRequestsOverlap() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let clients = 8
         let server = try ForkingTCPServer(.loopback(), handler: SlowEchoHandler.self)
@@ -43,6 +48,8 @@ struct ForkingModeTests {
     }
 
     @Test func childrenExitZeroOrOneAfterAnError() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let exits = ChildExitLog()
         let mode = ForkingMode(onChildExit: { exits.record($0) })
@@ -71,6 +78,8 @@ struct ForkingModeTests {
     }
 
     @Test func anUnrelatedChildIsLeftAlone() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let unrelated = try forkUnrelatedChild(exitingAfter: .milliseconds(300))
         let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
@@ -96,6 +105,8 @@ struct ForkingModeTests {
     }
 
     @Test func childrenAreReapedWhileIdle() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
         // With pidfds the exit itself wakes the loop: a poll interval of a minute must not delay the reaping.
@@ -118,6 +129,8 @@ struct ForkingModeTests {
     }
 
     @Test func handleTimeoutReaps() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
         defer { server.serverClose() }
@@ -139,6 +152,8 @@ struct ForkingModeTests {
     }
 
     @Test func maxChildrenIsEnforcedAtForkTime() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let mode = ForkingMode(maxChildren: 2)
         let server = try AcceptCountingServer(.loopback(), handler: HoldingHandler.self, mode: mode)
@@ -177,6 +192,8 @@ struct ForkingModeTests {
     }
 
     @Test func serverCloseWaitsForChildrenWhenBlockOnClose() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
         let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
@@ -202,6 +219,8 @@ struct ForkingModeTests {
     }
 
     @Test func serverCloseWithoutBlockOnCloseLeavesRunningChildren() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
         server.blockOnClose = false
@@ -224,20 +243,24 @@ struct ForkingModeTests {
     }
 
     @Test func forkingDatagramServerHandlesOverlappingRequests() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingUDPServer(.loopback(), handler: ProcessDatagramEchoHandler.self)
         try withServing(server) { server throws in
-            var sockets: [Socket] = []
+            // Everything this thread allocates while the server forks was set up beforehand (see
+            // `ModeTest.warmUpForForking`): the sockets and the reply buffers exist before the first send.
+            let sockets = try (0..<4).map { _ in try Socket(family: .inet, type: .datagram) }
             defer { for socket in sockets { socket.close() } }
-            for index in 0..<4 {
-                let socket = try Socket(family: .inet, type: .datagram)
-                socket.timeout = .seconds(10)
-                try socket.send(Array("d\(index)".utf8), to: server.serverAddress)
-                sockets.append(socket)
-            }
-            var pids = Set<Substring>()
+            var replies: [[UInt8]] = []
+            replies.reserveCapacity(sockets.count)
+            for socket in sockets { socket.timeout = .seconds(10) }
             for (index, socket) in sockets.enumerated() {
-                let (reply, _) = try socket.receiveFrom(maxLength: 1024)
+                try socket.send(Array("d\(index)".utf8), to: server.serverAddress)
+            }
+            for socket in sockets { replies.append(try socket.receiveFrom(maxLength: 1024).0) }
+            var pids = Set<Substring>()
+            for (index, reply) in replies.enumerated() {
                 let fields = String(decoding: reply, as: UTF8.self).split(separator: " ")
                 #expect(fields.last == "d\(index)")
                 if let pid = fields.first { pids.insert(pid) }
@@ -245,6 +268,54 @@ struct ForkingModeTests {
             #expect(pids.count == 4, "each datagram gets its own child")
         }
         #expect(server.activeChildren.isEmpty)
+        before.expectNothingLeft()
+    }
+}
+
+/// Forking with the test process doing nothing while the server forks: the clients are `nc` processes and
+/// this thread waits in `waitpid`. Safe under ThreadSanitizer, unlike the suite above.
+@Suite(
+    "Forking mode, clients in other processes", .serialized,
+    .enabled(if: ModeTest.netcatAvailable, "needs OpenBSD netcat (make deps installs it)"))
+struct ForkingWithExternalClientsTests {
+    @Test func childrenServeConcurrentClientsAndReportExitStatuses() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let before = ResourceSnapshot()
+        let exits = ChildExitLog()
+        let mode = ForkingMode(onChildExit: { exits.record($0) })
+        let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self, mode: mode)
+        server.logger = Logger(label: "forking-test") { _ in SwiftLogNoOpLogHandler() }
+        let port = server.serverAddress.port ?? 0
+        let status = try withServing(server) { server throws -> Int32? in
+            let status = ModeTest.runShell("""
+                for i in 1 2 3; do
+                    printf 'hold\\nbye\\n' | nc -N -w 10 127.0.0.1 \(port) > \(directory.path)/out$i &
+                done
+                printf 'fail\\n' | nc -N -w 10 127.0.0.1 \(port) > \(directory.path)/fail
+                wait
+                """)
+            #expect(ModeTest.waitUntil { exits.all.count == 4 })
+            return status
+        }
+        #expect(status == 0)
+        var pids = Set<pid_t>()
+        for index in 1...3 {
+            let output = (try? String(contentsOfFile: "\(directory.path)/out\(index)", encoding: .utf8)) ?? ""
+            let lines = output.split(separator: "\n")
+            #expect(lines.count == 2 && lines.last == "bye", "client \(index) got \(output.debugDescription)")
+            if let pid = lines.first.flatMap({ pid_t($0) }) { pids.insert(pid) }
+        }
+        #expect(pids.count == 3 && !pids.contains(getpid()), "each client has its own child")
+        let failed = (try? String(contentsOfFile: "\(directory.path)/fail", encoding: .utf8)) ?? "missing"
+        #expect(failed == "", "a failing child closes the connection without a reply")
+        let recorded = exits.all
+        #expect(recorded.filter { pids.contains($0.pid) }.allSatisfy { $0.termination == .exited(0) })
+        #expect(recorded.filter { !pids.contains($0.pid) }.map(\.termination) == [.exited(1)])
+        #expect(mode.activeChildren.isEmpty)
+        for pid in pids { #expect(ModeTest.processIsGone(pid)) }
         before.expectNothingLeft()
     }
 }

@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import Glibc
+import Logging
 import Synchronization
 import Testing
 
@@ -46,11 +48,99 @@ enum ModeTest {
         return true
     }()
 
-    /// Whether the test binary runs under ThreadSanitizer (`swift test --sanitize=thread`).
-    static let underThreadSanitizer: Bool = {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return false }
-        return maps.contains("libclang_rt.tsan")
+    /// Whether this test binary runs under ThreadSanitizer (`swift test --sanitize=thread`); its runtime is
+    /// linked into the executable and exports its entry points.
+    static let underThreadSanitizer = dlsym(nil, "__tsan_init") != nil
+
+    /// Why the forking tests whose clients run in this process are skipped under ThreadSanitizer.
+    static let forkingUnderSanitizerReason: Comment = """
+        A forked child inherits the Swift runtime's metadata locks as they were at fork(). Under ThreadSanitizer \
+        the test's own client code is slow enough to be inside one of them when the server forks, and the child \
+        then deadlocks on its first generic call (observed: Slice/Range/Array metadata in once_slow). \
+        ForkingWithExternalClientsTests covers forking under ThreadSanitizer with clients in other processes.
+        """
+
+    /// Whether OpenBSD netcat is installed (the Makefile installs it), for clients in other processes.
+    static let netcatAvailable = access("/usr/bin/nc", X_OK) == 0 || access("/bin/nc", X_OK) == 0
+
+    /// Runs `script` with `/bin/sh -c` in a new process (posix_spawn: nothing of this process runs in the
+    /// child) and waits for it, blocking this thread in `waitpid`. Returns the exit status, or nil.
+    static func runShell(_ script: String) -> Int32? {
+        let words: [String] = ["sh", "-c", script]
+        let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
+        defer { for argument in arguments { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = (arguments + [nil]).withUnsafeBufferPointer { argv -> Int32 in
+            guard let base = argv.baseAddress else { return EINVAL }
+            return posix_spawn(&pid, "/bin/sh", nil, nil, UnsafeMutablePointer(mutating: base), environ)
+        }
+        guard spawned == 0 else { return nil }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            if errno != EINTR { return nil }
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
+    }
+
+    /// Runs, once per process and without forking, every code path the forking tests use on either side.
+    ///
+    /// A forked child owns copies of every lock as they were at the fork. If another thread (here: the test's
+    /// client code) was instantiating Swift metadata for the first time at that instant, the child finds that
+    /// runtime lock taken for ever and hangs in its first use of the same type — observed under TSan, where
+    /// everything is slow enough to hit the window. Warming these paths up first leaves the other threads
+    /// nothing to initialise while the server forks.
+    static func warmUpForForking() {
+        _ = warmedUp
+    }
+
+    private static let warmedUp: Void = {
+        do {
+            try warmUpStreamPaths()
+            try warmUpDatagramPaths()
+            let server = try TCPServer(.loopback(), handler: LineEchoHandler.self, mode: ThreadingMode())
+            try withServing(server) { server throws in
+                _ = try concurrentRoundTrips(to: server.serverAddress, count: 2)
+            }
+        } catch {
+            Issue.record("warming up for the forking tests failed: \(error)")
+        }
     }()
+
+    private static func warmUpStreamPaths() throws {
+        for handler in [ProcessEchoHandler.self, HoldingHandler.self, SlowEchoHandler.self] as [BaseRequestHandler.Type] {
+            let server = try TCPServer(.loopback(), handler: handler)
+            server.logger = Logger(label: "warm-up") { _ in SwiftLogNoOpLogHandler() }
+            defer { server.serverClose() }
+            for line in ["hold\n", "fail\n"] {
+                let client = try TestClient(connectingTo: server.serverAddress)
+                defer { client.close() }
+                try client.send(line)
+                try client.send("bye\n")
+                try server.handleRequest()
+                _ = try? client.readLine()
+                _ = try? client.readToEnd()
+                _ = pid_t(try client.readLine().dropLast())
+                _ = try client.readLine().split(separator: " ", maxSplits: 2).map { pid_t($0) }
+            }
+        }
+    }
+
+    private static func warmUpDatagramPaths() throws {
+        let server = try UDPServer(.loopback(), handler: ProcessDatagramEchoHandler.self)
+        defer { server.serverClose() }
+        let client = try Socket(family: .inet, type: .datagram)
+        defer { client.close() }
+        client.timeout = .seconds(5)
+        try client.send(Array("warm".utf8), to: server.serverAddress)
+        try server.handleRequest()
+        var replies: [[UInt8]] = []
+        replies.append(try client.receiveFrom(maxLength: 1024).0)
+        var pids = Set<Substring>()
+        for (index, reply) in replies.enumerated() {
+            let fields = String(decoding: reply, as: UTF8.self).split(separator: " ")
+            if let pid = fields.first, fields.last == "warm\(index)" { pids.insert(pid) }
+        }
+    }
 
     /// Sends `line` on fresh connections to `address`, all at once, and returns the replies in order.
     /// Used to show requests overlap (or do not).
@@ -199,4 +289,31 @@ final class ChildExitLog: Sendable {
     private let exits = Mutex<[ChildExit]>([])
     func record(_ exit: ChildExit) { exits.withLock { $0.append(exit) } }
     var all: [ChildExit] { exits.withLock { $0 } }
+}
+
+/// Turns a hung forked child into a test failure instead of a hung suite: after `limit`, kills every child
+/// process of the test process (a blocking `serverClose()` then reaps them and returns). Also warms up, as
+/// every forking test must (see `ModeTest.warmUpForForking`). Create it before taking a `ResourceSnapshot`.
+///
+/// Its thread sleeps in one blocking wait, never running Swift code while the server forks.
+final class ForkWatchdog: Sendable {
+    private let stopped = DispatchSemaphore(value: 0)
+    private let thread: OSThread
+
+    init(limit: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) throws {
+        ModeTest.warmUpForForking()
+        let stopped = self.stopped
+        let deadline = DispatchTime.now() + .milliseconds(Int(limit.components.seconds * 1000))
+        thread = try OSThread {
+            guard stopped.wait(timeout: deadline) == .timedOut else { return }
+            let hung = ResourceSnapshot.childProcesses()
+            for pid in hung { kill(pid, SIGKILL) }
+            Issue.record("forked children still running after \(limit), killed: \(hung.sorted())", sourceLocation: sourceLocation)
+        }
+    }
+
+    func stop() {
+        stopped.signal()
+        thread.join()
+    }
 }

@@ -79,7 +79,10 @@ struct NamedServerTests {
 
     // MARK: - Forking family
 
-    @Test func forkingTCPServerEchoesFromAChildWithoutTheListener() throws {
+    @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
+    func forkingTCPServerEchoesFromAChildWithoutTheListener() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
         #expect(server.mode === server.forkingMode)
@@ -105,7 +108,10 @@ struct NamedServerTests {
         before.expectNothingLeft()
     }
 
-    @Test func forkingUDPServerEchoesFromAChild() throws {
+    @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
+    func forkingUDPServerEchoesFromAChild() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingUDPServer(.loopback(), handler: ProcessDatagramEchoHandler.self)
         try withServing(server) { server throws in
@@ -120,7 +126,10 @@ struct NamedServerTests {
         before.expectNothingLeft()
     }
 
-    @Test func forkingUnixStreamServerEchoes() throws {
+    @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
+    func forkingUnixStreamServerEchoes() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let before = ResourceSnapshot()
@@ -137,7 +146,10 @@ struct NamedServerTests {
         before.expectNothingLeft()
     }
 
-    @Test func forkingUnixDatagramServerEchoes() throws {
+    @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
+    func forkingUnixDatagramServerEchoes() throws {
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let before = ResourceSnapshot()
@@ -228,14 +240,26 @@ struct NamedServerTests {
             #expect(reply == "pooled unix")
         }
 
-        let forkingUnixStream = try UnixStreamServer(
-            try directory.socketAddress("fs.sock"), handler: ProcessEchoHandler.self, mode: ForkingMode())
-        try withServing(forkingUnixStream) { server throws in
+        before.expectNothingLeft()
+    }
+
+    @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
+    func aPlainServerTakesAForkingMode() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let watchdog = try ForkWatchdog()
+        defer { watchdog.stop() }
+        let before = ResourceSnapshot()
+        let mode = ForkingMode()
+        let server = try UnixStreamServer(try directory.socketAddress("fs.sock"), handler: ProcessEchoHandler.self, mode: mode)
+        #expect(server.timeout == nil, "only the named forking classes default to 300 s")
+        try withServing(server) { server throws in
             let client = try TestClient(connectingTo: server.serverAddress)
             try client.send("forked\n")
             #expect(try client.readLine().hasSuffix(" forked\n"))
             client.close()
         }
+        #expect(mode.activeChildren.isEmpty)
         before.expectNothingLeft()
     }
 }

@@ -26,7 +26,7 @@ public final class ForkingMode: ConcurrencyMode {
     private let maxChildrenValue: Atomic<Int>
     private let blockOnCloseFlag: Atomic<Bool>
     private let onChildExit: (@Sendable (ChildExit) -> Void)?
-    private let state = Mutex(State())
+    private let state = SanitizedMutex(State())
 
     /// Creates the mode with the reference's defaults.
     ///
@@ -64,7 +64,7 @@ public final class ForkingMode: ConcurrencyMode {
     }
 
     /// Python's `active_children`: the process ids of children not yet reaped (empty rather than `None`).
-    public var activeChildren: Set<pid_t> { Set(state.withLock { $0.children.keys }) }
+    public var activeChildren: Set<pid_t> { state.withLock { Set($0.children.keys) } }
 
     /// False while `maxChildren` children are alive.
     public var isAcceptingRequests: Bool {

@@ -31,7 +31,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
     /// What `serverClose()` does with queued requests.
     public let onClose: QueuedRequestPolicy
 
-    private let state = Mutex(State())
+    private let state = SanitizedMutex(State())
 
     /// The number of processors online, the default `workerCount`.
     public static var defaultWorkerCount: Int { max(sysconf(Int32(_SC_NPROCESSORS_ONLN)), 1) }

@@ -24,7 +24,7 @@ public final class ThreadingMode: ConcurrencyMode {
 
     private let daemonThreadsFlag: Atomic<Bool>
     private let blockOnCloseFlag: Atomic<Bool>
-    private let state = Mutex(State())
+    private let state = SanitizedMutex(State())
 
     /// Creates the mode with the reference's defaults.
     ///
