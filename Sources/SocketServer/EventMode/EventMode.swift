@@ -100,7 +100,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     }
 
     /// Stops accepting, lets open connections finish for up to `shutdownTimeout`, closes the rest, and
-    /// joins the loop threads. Called by `serverClose()` after the listening socket is closed.
+    /// joins the loop threads. Called by `serverClose()` after the listening socket is closed; call that
+    /// from the thread that owns the server, never from a handler (a loop cannot wait for itself).
     public func serverClose(server: BaseServer) {
         guard let current = workers.withLock({ $0 }) else { return }
         let semaphore = DispatchSemaphore(value: 0)
