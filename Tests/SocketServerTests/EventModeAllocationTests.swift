@@ -34,7 +34,8 @@ struct EventModeAllocationTests {
                         var received = 0
                         while received < 64 {
                             let count = try client.socket.receive(
-                                into: UnsafeMutableRawBufferPointer(rebasing: reply[received...]))
+                                into: UnsafeMutableRawBufferPointer(rebasing: reply[received...])
+                            )
                             if count == 0 { throw SocketError(operation: "recv", code: ECONNRESET) }
                             received += count
                         }

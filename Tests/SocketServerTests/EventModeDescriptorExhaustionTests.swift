@@ -73,7 +73,8 @@ struct EventModeDescriptorExhaustionTests {
         let serving = try OSThread { try? server.serveForever(pollInterval: .milliseconds(100)) }
         #expect(eventually { server.isServing })
         // Use up every descriptor the limit allows, then give back exactly the budget.
-        let highest = (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")).compactMap { Int32($0) }.max() ?? 2
+        let highest =
+            (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")).compactMap { Int32($0) }.max() ?? 2
         var limit = rlimit()
         _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         limit.rlim_cur = rlim_t(Int(highest) + 1 + childConnectionBudget)

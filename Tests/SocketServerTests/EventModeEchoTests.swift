@@ -27,7 +27,10 @@ struct EventModeEchoTests {
     @Test func tcpIPv6Echo() throws {
         guard ipv6LoopbackAvailable else { return }
         let server = try TCPServer(
-            .loopbackIPv6(), eventHandler: EventLineEcho.self, configuration: .init(loops: 1))
+            .loopbackIPv6(),
+            eventHandler: EventLineEcho.self,
+            configuration: .init(loops: 1)
+        )
         try withServing(server) { server throws in
             let client = try TestClient(connectingTo: server.serverAddress)
             try client.send("over ipv6\n")
@@ -54,8 +57,10 @@ struct EventModeEchoTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let server = try UnixStreamServer(
-            try directory.socketAddress("event.sock"), eventHandler: EventLineEcho.self,
-            configuration: .init(loops: 2))
+            try directory.socketAddress("event.sock"),
+            eventHandler: EventLineEcho.self,
+            configuration: .init(loops: 2)
+        )
         try withServing(server) { server throws in
             let client = try TestClient(connectingTo: server.serverAddress)
             try client.send("over unix\n")
@@ -77,10 +82,15 @@ struct EventModeEchoTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let server = try UnixDatagramServer(
-            try directory.socketAddress("event-dgram.sock"), eventHandler: EventDatagramEcho.self)
+            try directory.socketAddress("event-dgram.sock"),
+            eventHandler: EventDatagramEcho.self
+        )
         try withServing(server) { server throws in
             let reply = try datagramRoundTrip(
-                to: server.serverAddress, "datagram", bindingTo: try directory.socketAddress("client.sock"))
+                to: server.serverAddress,
+                "datagram",
+                bindingTo: try directory.socketAddress("client.sock")
+            )
             #expect(reply == "datagram")
         }
     }

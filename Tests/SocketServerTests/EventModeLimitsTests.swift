@@ -36,7 +36,11 @@ struct EventModeLimitsTests {
     @Test func slowReaderIsNotReadFromAndCostsOthersNothing() throws {
         let highWatermark = 256 * 1024
         let configuration = EventMode.Configuration(
-            loops: 1, readChunkSize: 64 * 1024, outputHighWatermark: highWatermark, outputLowWatermark: 64 * 1024)
+            loops: 1,
+            readChunkSize: 64 * 1024,
+            outputHighWatermark: highWatermark,
+            outputLowWatermark: 64 * 1024
+        )
         let server = try makeEventServer(EventSlowReaderEcho.self, configuration)
         try withServing(server) { server throws in
             let slow = try TestClient(connectingTo: server.serverAddress)
@@ -97,7 +101,8 @@ struct EventModeLimitsTests {
             try active.send("still here\n")
             #expect(try active.readLine() == "still here\n")
             #expect(
-                eventually { EventIdleRecordingEcho.recorder.closes.contains(EventModeError.idleTimeout.description) })
+                eventually { EventIdleRecordingEcho.recorder.closes.contains(EventModeError.idleTimeout.description) }
+            )
             idle.close()
             active.close()
         }
@@ -148,7 +153,8 @@ struct EventModeLimitsTests {
             #expect(
                 eventually {
                     store.all.contains { "\($0.2["error"] ?? "")".contains("unconsumed input") }
-                })
+                }
+            )
             flooder.close()
             other.close()
         }

@@ -37,7 +37,9 @@ struct EventModeShutdownTests {
         let threadsBefore = threadCount()
         let descriptorsBefore = openDescriptorCount()
         let server = try makeEventServer(
-            EventChunkEcho.self, .init(loops: 2, shutdownTimeout: .seconds(30), outputHighWatermark: 64 * 1024))
+            EventChunkEcho.self,
+            .init(loops: 2, shutdownTimeout: .seconds(30), outputHighWatermark: 64 * 1024)
+        )
         let serving = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
         let client = try TestClient(connectingTo: server.serverAddress)
         let total = 2 << 20
@@ -80,7 +82,9 @@ struct EventModeShutdownTests {
 
     @Test func deadlineClosesConnectionsThatDoNotFinish() throws {
         let server = try makeEventServer(
-            EventShutdownRecordingEcho.self, .init(loops: 1, shutdownTimeout: .milliseconds(300)))
+            EventShutdownRecordingEcho.self,
+            .init(loops: 1, shutdownTimeout: .milliseconds(300))
+        )
         let serving = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
         let client = try TestClient(connectingTo: server.serverAddress)
         try client.send("hello\n")

@@ -52,7 +52,10 @@ final class EventRecorder: Sendable {
         var current = maxBufferedOutput.load(ordering: .relaxed)
         while count > current {
             let (exchanged, original) = maxBufferedOutput.compareExchange(
-                expected: current, desired: count, ordering: .relaxed)
+                expected: current,
+                desired: count,
+                ordering: .relaxed
+            )
             if exchanged { return }
             current = original
         }

@@ -92,7 +92,13 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             }
         case (.datagram(let datagram), .datagram(let handler)):
             try handler.datagramReceived(
-                EventDatagram(packet: datagram.packet, clientAddress: clientAddress, server: server, socket: datagram.socket))
+                EventDatagram(
+                    packet: datagram.packet,
+                    clientAddress: clientAddress,
+                    server: server,
+                    socket: datagram.socket
+                )
+            )
             server.shutdownRequest(request)
         default:
             throw SocketServerError.unexpectedRequest("EventMode was configured for the other kind of request")
@@ -140,7 +146,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let group = try EventLoopGroup(count: configuration.loops, name: "event-loop")
             let started = Workers(
                 group: group,
-                workers: group.loops.enumerated().map { EventWorker(loop: $1, index: $0, mode: self) })
+                workers: group.loops.enumerated().map { EventWorker(loop: $1, index: $0, mode: self) }
+            )
             state = started
             return started.workers
         }

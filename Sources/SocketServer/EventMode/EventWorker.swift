@@ -52,7 +52,12 @@ final class EventWorker: @unchecked Sendable {
     /// Takes over an accepted, non-blocking connection. Runs on the loop's thread.
     func adopt(_ socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler) {
         let connection = StreamConnection(
-            socket: socket, clientAddress: clientAddress, server: server, handler: handler, worker: self)
+            socket: socket,
+            clientAddress: clientAddress,
+            server: server,
+            handler: handler,
+            worker: self
+        )
         connection.registryIndex = connections.count
         connections.append(connection)
         guard connection.open() else {

@@ -36,7 +36,13 @@ final class StreamConnection: SocketEventTarget {
     private var isPausedByOutput = false
     private var needsRedelivery = false
 
-    init(socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler, worker: EventWorker) {
+    init(
+        socket: Socket,
+        clientAddress: SocketAddress,
+        server: BaseServer,
+        handler: EventStreamHandler,
+        worker: EventWorker
+    ) {
         self.socket = socket
         self.descriptor = socket.fileDescriptor
         self.clientAddress = clientAddress
@@ -129,7 +135,9 @@ final class StreamConnection: SocketEventTarget {
 
     /// Copies a held-back run into the (then empty) staging buffer, so that other bytes can follow it.
     private func stageRun() {
-        guard worker.runCount > 0, let run = worker.runStart, let target = worker.stagingBuffer.baseAddress else { return }
+        guard worker.runCount > 0, let run = worker.runStart, let target = worker.stagingBuffer.baseAddress else {
+            return
+        }
         target.copyMemory(from: run, byteCount: worker.runCount)
         worker.stagedCount = worker.runCount
         worker.runCount = 0

@@ -9,8 +9,10 @@ extension TCPServer {
         configuration: EventMode.Configuration = EventMode.Configuration()
     ) throws {
         try self.init(
-            serverAddress, handler: BaseRequestHandler.self,
-            mode: EventMode(handler: eventHandler, configuration: configuration))
+            serverAddress,
+            handler: BaseRequestHandler.self,
+            mode: EventMode(handler: eventHandler, configuration: configuration)
+        )
     }
 
     /// Creates a datagram server in `EventMode` whose datagrams are answered by one `eventHandler`.
@@ -23,7 +25,9 @@ extension TCPServer {
         configuration: EventMode.Configuration = EventMode.Configuration()
     ) throws {
         try self.init(
-            serverAddress, handler: BaseRequestHandler.self,
-            mode: EventMode(datagramHandler: eventHandler, configuration: configuration))
+            serverAddress,
+            handler: BaseRequestHandler.self,
+            mode: EventMode(datagramHandler: eventHandler, configuration: configuration)
+        )
     }
 }
