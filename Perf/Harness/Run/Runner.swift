@@ -174,7 +174,9 @@ struct Runner {
         row.p999Micros = medianOf(\.p999Micros)
         let requests = row.slices.reduce(0) { $0 + $1.requests }
         let cpu = row.slices.reduce(0) { $0 + $1.serverCPUSeconds }
-        if requests > 0 && workload.kind != .idle { row.cpuMicrosPerRequest = cpu / Double(requests) * 1e6 }
+        // /proc counts CPU in 10 ms ticks per process: a server spread over dozens of lightly loaded
+        // children (forking) can read 0, which is "unknown", not "free".
+        if requests > 0 && workload.kind != .idle && cpu > 0 { row.cpuMicrosPerRequest = cpu / Double(requests) * 1e6 }
         let window = row.slices.reduce(0) { $0 + $1.seconds }
         if window > 0 { row.loadCPUShare = row.slices.reduce(0) { $0 + $1.loadCPUSeconds } / window }
         row.peakRSSBytes = row.slices.map(\.serverPeakRSSBytes).max() ?? 0
