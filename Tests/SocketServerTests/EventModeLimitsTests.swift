@@ -175,28 +175,21 @@ struct EventModeLimitsTests {
     }
 }
 
-/// On "pause", pauses reading, leaves the rest unconsumed, and resumes 100 ms later from another
-/// connection-free timer: the loop's own `execute`.
+/// On "pause", pauses reading, leaves the rest unconsumed, and resumes 100 ms later from another thread
+/// through the connection's `handle`.
 final class EventPausingEcho: EventStreamHandler {
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         while let line = input.readLine() {
             if Array(line) == Array("pause\n".utf8) {
                 connection.write("paused\n")
                 connection.pauseReading()
-                let core = UncheckedConnection(connection)
-                let loop = connection.core.worker.loop
+                let handle = connection.handle
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) {
-                    loop.execute { core.connection.resumeReading() }
+                    handle.execute { $0.resumeReading() }
                 }
                 return
             }
             connection.write(line)
         }
     }
-}
-
-/// Carries a connection to its own loop through a `@Sendable` closure; used only there.
-struct UncheckedConnection: @unchecked Sendable {
-    let connection: EventConnection
-    init(_ connection: EventConnection) { self.connection = connection }
 }

@@ -81,3 +81,34 @@ public struct EventConnection: Hashable {
         hasher.combine(ObjectIdentifier(core))
     }
 }
+
+extension EventConnection {
+    /// A reference to the connection that may cross threads; see `EventConnection.handle`.
+    public struct Handle: Sendable {
+        // Only ever dereferenced on the connection's own loop, inside `execute`.
+        private nonisolated(unsafe) let connection: EventConnection
+
+        init(_ connection: EventConnection) {
+            self.connection = connection
+        }
+
+        /// Runs `body` with the connection on its own loop, from any thread: how work done elsewhere (a
+        /// blocking lookup on a thread pool) answers. Costs one closure allocation and one loop wake-up.
+        /// If the connection has closed meanwhile, `body` still runs and its writes return false.
+        public func execute(_ body: @escaping @Sendable (EventConnection) -> Void) {
+            let connection = self.connection
+            let unchecked = UncheckedConnection(connection)
+            connection.core.worker.loop.execute { body(unchecked.connection) }
+        }
+    }
+
+    /// A `Sendable` handle to this connection, for code running on other threads. Keeps the connection's
+    /// memory (not its descriptor) alive while it exists.
+    public var handle: Handle { Handle(self) }
+}
+
+/// Carries a connection into a closure that runs on the connection's own loop.
+private struct UncheckedConnection: @unchecked Sendable {
+    let connection: EventConnection
+    init(_ connection: EventConnection) { self.connection = connection }
+}
