@@ -71,7 +71,10 @@ struct StaticPathResolver: Sendable {
 
         if FileSystemPath.isDirectory(info.st_mode) {
             guard endsWithSlash else {
-                return .redirect(location: String(decoding: rawPath + [UInt8(ascii: "/")] + query, as: UTF8.self))
+                // One leading slash only: `//host/dir` would send the browser to another site (CPython
+                // gh-87389).
+                let path = [UInt8(ascii: "/")] + rawPath.drop { $0 == UInt8(ascii: "/") }
+                return .redirect(location: String(decoding: path + [UInt8(ascii: "/")] + query, as: UTF8.self))
             }
             for index in ["index.html", "index.htm"] {
                 let indexName = Array(index.utf8)
