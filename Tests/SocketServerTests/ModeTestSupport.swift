@@ -69,10 +69,24 @@ enum ModeTest {
         let words: [String] = ["sh", "-c", script]
         let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
         defer { for argument in arguments { free(argument) } }
+        // The calling thread (a Dispatch worker) blocks signals, and a shell whose SIGCHLD stays blocked
+        // never returns from `wait`: start the shell with nothing blocked and default dispositions.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGCHLD)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let spawned = (arguments + [nil]).withUnsafeBufferPointer { argv -> Int32 in
             guard let base = argv.baseAddress else { return EINVAL }
-            return posix_spawn(&pid, "/bin/sh", nil, nil, UnsafeMutablePointer(mutating: base), environ)
+            return posix_spawn(&pid, "/bin/sh", nil, &attributes, UnsafeMutablePointer(mutating: base), environ)
         }
         guard spawned == 0 else { return nil }
         var status: Int32 = 0
