@@ -19,9 +19,12 @@ import Synchronization
 /// spins and never blocks there. (The reference only reaps down to `max_children` lazily.)
 ///
 /// Costs a `fork` per request (page tables copied, memory shared copy-on-write) and a pidfd per live
-/// child. The child runs in a copy of a multi-threaded process where only the forking thread exists: a
-/// handler must not rely on other threads or locks they might have held (start no threads, use no
-/// Dispatch queues). Under ThreadSanitizer, forking works but a child that starts a thread is killed.
+/// child. The child is a copy of the process in which only the forking thread exists, holding every lock
+/// as it was at that instant: if another thread was inside the Swift runtime (instantiating generic
+/// metadata, for example) or held any other lock, the child can deadlock when it needs the same lock. So
+/// fork from a process whose other threads are idle — a forking server normally has only its serving
+/// thread — and in the handler start no threads and use no Dispatch queues. Under ThreadSanitizer a child
+/// that starts a thread is killed.
 public final class ForkingMode: ConcurrencyMode {
     private let maxChildrenValue: Atomic<Int>
     private let blockOnCloseFlag: Atomic<Bool>
