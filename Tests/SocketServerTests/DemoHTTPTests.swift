@@ -130,27 +130,29 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test(
-        "nothing outside the directory is ever served",
-        arguments: [
-            "/../outside/secret.txt", "/%2e%2e/outside/secret.txt", "/%2E%2E/outside/secret.txt",
-            "/sub/..%2f..%2foutside/secret.txt", "/%2e%2e%2foutside%2fsecret.txt", "/sub/../../outside/secret.txt",
-            "/./../outside/secret.txt", "/escape", "/relative-escape", "/outdir/secret.txt", "/outdir/",
-            "//../outside/secret.txt", "/..", "/%2e%2e", "/hello.txt%00.html",
-        ]
-    )
-    func traversal(path: String) throws {
-        try withServer(mode: "sync") { demo, _ throws in
-            let reply = try curlReply(demo.baseURL + path)
-            #expect(reply.statusCode == 404 || reply.statusCode == 400, "\(path) answered \(reply.statusCode)")
-            #expect(!reply.text.contains(HTTPFixture.secret), "\(path) leaked the secret")
-            // The same through a raw socket in absolute form, which no client normalises.
-            let raw = try rawExchange(
-                try demo.socketAddress(),
-                Array("GET http://localhost\(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
-            let rawReply = HTTPReply(raw)
-            #expect(rawReply.statusCode == 404 || rawReply.statusCode == 400, "\(path) (absolute form)")
-            #expect(!rawReply.text.contains(HTTPFixture.secret))
+    /// Targets that try to leave the served directory; each must get 404 or 400 and never the secret.
+    static let escapeAttempts = [
+        "/../outside/secret.txt", "/%2e%2e/outside/secret.txt", "/%2E%2E/outside/secret.txt",
+        "/sub/..%2f..%2foutside/secret.txt", "/%2e%2e%2foutside%2fsecret.txt", "/sub/../../outside/secret.txt",
+        "/./../outside/secret.txt", "/escape", "/relative-escape", "/outdir/secret.txt", "/outdir/",
+        "//../outside/secret.txt", "/..", "/%2e%2e", "/hello.txt%00.html",
+    ]
+
+    @Test("nothing outside the directory is ever served (one server, every attempt)", arguments: ["sync", "event"])
+    func traversal(mode: String) throws {
+        try withServer(mode: mode) { demo, _ throws in
+            for path in Self.escapeAttempts {
+                let reply = try curlReply(demo.baseURL + path)
+                #expect(reply.statusCode == 404 || reply.statusCode == 400, "\(path) answered \(reply.statusCode)")
+                #expect(!reply.text.contains(HTTPFixture.secret), "\(path) leaked the secret")
+                // The same through a raw socket in absolute form, which no client normalises.
+                let raw = try rawExchange(
+                    try demo.socketAddress(),
+                    Array("GET http://localhost\(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
+                let rawReply = HTTPReply(raw)
+                #expect(rawReply.statusCode == 404 || rawReply.statusCode == 400, "\(path) (absolute form)")
+                #expect(!rawReply.text.contains(HTTPFixture.secret), "\(path) (absolute form) leaked the secret")
+            }
         }
     }
 
@@ -185,22 +187,25 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test(
-        "malformed requests get 400 or 505 with a body",
-        arguments: [
-            ("GARBAGE\r\n\r\n", 400), ("GET /hello.txt\r\n\r\n", 400), ("GET  /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-            ("GET /hello.txt HTTP/1.1\r\n\r\n", 400), ("GET /hello.txt HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400),
-            ("GET /hello.txt HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400), ("GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-            ("GET /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400),
-            ("GET hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 400), ("GET /hello.txt HTTP/2.0\r\nHost: t\r\n\r\n", 505),
-        ]
-    )
-    func malformed(request: String, status: Int) throws {
-        try withServer(mode: "sync") { demo, _ throws in
-            let reply = HTTPReply(try rawExchange(try demo.socketAddress(), Array(request.utf8)))
-            #expect(reply.statusCode == status, "\(request.debugDescription)")
-            #expect(reply.text.contains("\(status)"))
-            #expect(reply.headers["connection"] == "close")
+    /// Malformed request heads and the status each must get.
+    static let malformedRequests: [(String, Int)] = [
+        ("GARBAGE\r\n\r\n", 400), ("GET /hello.txt\r\n\r\n", 400),
+        ("GET  /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 400), ("GET /hello.txt HTTP/1.1\r\n\r\n", 400),
+        ("GET /hello.txt HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400),
+        ("GET /hello.txt HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400), ("GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+        ("GET /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400),
+        ("GET hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 400), ("GET /hello.txt HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+    ]
+
+    @Test("malformed requests get 400 or 505 with a body, and close", arguments: ["sync", "event"])
+    func malformed(mode: String) throws {
+        try withServer(mode: mode) { demo, _ throws in
+            for (request, status) in Self.malformedRequests {
+                let reply = HTTPReply(try rawExchange(try demo.socketAddress(), Array(request.utf8)))
+                #expect(reply.statusCode == status, "\(request.debugDescription)")
+                #expect(reply.text.contains("\(status)"), "\(request.debugDescription)")
+                #expect(reply.headers["connection"] == "close", "\(request.debugDescription)")
+            }
         }
     }
 

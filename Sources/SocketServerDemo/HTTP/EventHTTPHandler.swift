@@ -107,6 +107,8 @@ final class EventHTTPHandler: EventStreamHandler {
             case .length, .unsupported: keepAlive = false
             }
             response = StaticFileResponder.response(to: request, settings: settings)
+            // A client that sent a bad request may be out of step with the protocol: do not read on.
+            if response.head.status == .badRequest { keepAlive = false }
         } catch {
             keepAlive = false
             response = .page(error.status ?? .badRequest, detail: error.detail)

@@ -93,6 +93,8 @@ final class HTTPHandler: StreamRequestHandler {
                 keepAlive = false
             }
             response = StaticFileResponder.response(to: request, settings: settings)
+            // A client that sent a bad request may be out of step with the protocol: do not read on.
+            if response.head.status == .badRequest { keepAlive = false }
         } catch let error as HTTPParseError {
             keepAlive = false
             response = .page(error.status ?? .badRequest, detail: error.detail)
