@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 @testable import SocketServer
@@ -106,5 +107,37 @@ extension TCPServer {
     func handleRequestWithoutWaiting() throws {
         timeout = .milliseconds(1)
         try handleRequest()
+    }
+}
+
+/// Replies after a pause, long enough for the test to close the server meanwhile.
+final class LateDatagramReplyHandler: DatagramRequestHandler {
+    static let started = Atomic<Int>(0)
+    override func handle() throws {
+        Self.started.add(1, ordering: .sequentiallyConsistent)
+        pause(.milliseconds(200))
+        try wfile.write(packet)
+    }
+}
+
+@Suite("Closing a datagram server with requests in flight", .serialized)
+struct DatagramCloseTests {
+    @Test(arguments: ["threading", "pool"])
+    func repliesInFlightAreStillSent(modeName: String) throws {
+        let mode: any ConcurrencyMode = modeName == "threading" ? ThreadingMode() : ThreadPoolMode(workers: 2)
+        let server = try UDPServer(.loopback(), handler: LateDatagramReplyHandler.self, mode: mode)
+        let client = try Socket(family: .inet, type: .datagram)
+        defer { client.close() }
+        client.timeout = .seconds(10)
+        let startedBefore = LateDatagramReplyHandler.started.load(ordering: .sequentiallyConsistent)
+        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(20)) }
+        try client.send(Array("late reply".utf8), to: server.serverAddress)
+        #expect(eventually { LateDatagramReplyHandler.started.load(ordering: .sequentiallyConsistent) > startedBefore })
+        server.shutdown()
+        thread.join()
+        server.serverClose()  // joins the handler, which replies through the still-open socket
+        #expect(server.fileDescriptor == -1)
+        let (reply, _) = try client.receiveFrom(maxLength: 100)
+        #expect(String(decoding: reply, as: UTF8.self) == "late reply")
     }
 }

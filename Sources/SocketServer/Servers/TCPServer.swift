@@ -79,10 +79,19 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         try socket.listen(backlog: requestQueueSize)
     }
 
-    /// Closes the listening socket, then lets the mode finish (join threads, reap children).
+    /// Closes the socket and lets the mode finish (join threads, reap children).
+    ///
+    /// A stream server closes its listener first, as Python does, so nothing new arrives while the mode waits.
+    /// A datagram server closes last: requests still in flight reply through this very socket, and closing it
+    /// first would drop their replies.
     open override func serverClose() {
-        socket.close()
-        super.serverClose()
+        if Self.socketType == .stream {
+            socket.close()
+            super.serverClose()
+        } else {
+            super.serverClose()
+            socket.close()
+        }
     }
 
     /// Accepts a connection.
