@@ -10,6 +10,8 @@ import Glibc
 open class TCPServer: BaseServer, @unchecked Sendable {
     /// The listening (or, for datagram servers, receiving) socket.
     public let socket: Socket
+    /// The file a Unix socket leaves behind: removed when stale before binding, and on close.
+    private let unixSocketFile = UnixSocketFile()
 
     /// Stream or datagram; fixed per class, as Python's `socket_type` class attribute.
     open class var socketType: SocketType { .stream }
@@ -60,6 +62,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     open override var fileDescriptor: Int32 { socket.fileDescriptor }
 
     /// Applies the reuse options, binds to `serverAddress`, then stores the bound address in it.
+    ///
+    /// For a Unix path, first removes a stale socket file there (one nobody accepts on; never a live socket
+    /// or another kind of file), and remembers the path so that `serverClose()` removes it. Python does
+    /// neither, so a restarted Python server fails with `EADDRINUSE`.
     open func serverBind() throws {
         if allowReuseAddress {
             try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
@@ -70,8 +76,12 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         if addressFamily == .inet6 {
             try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: dualStack ? 0 : 1)
         }
+        if addressFamily == .unix {
+            UnixSocketFile.removeStale(at: serverAddress, type: Self.socketType)
+        }
         try socket.bind(to: serverAddress)
         serverAddress = try socket.localAddress
+        if addressFamily == .unix { unixSocketFile.claim(serverAddress) }
     }
 
     /// Listens with a backlog of `requestQueueSize`.
@@ -92,6 +102,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             super.serverClose()
             socket.close()
         }
+        unixSocketFile.remove()
     }
 
     /// Accepts a connection.

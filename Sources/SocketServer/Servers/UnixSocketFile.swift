@@ -1,7 +1,25 @@
 import Glibc
 
 /// The file a bound Unix socket leaves in the file system, and the rules for removing it.
-enum UnixSocketFile {
+///
+/// A Unix server owns one: it removes a stale file before binding, claims the path once bound, and removes
+/// its own file on close or, as a backstop, when the server goes away.
+final class UnixSocketFile: @unchecked Sendable {
+    private var claimed: SocketAddress?
+
+    deinit { remove() }
+
+    /// Remembers the path a server has just bound, for `remove()`.
+    func claim(_ address: SocketAddress) {
+        claimed = address
+    }
+
+    /// Removes the claimed socket file, once.
+    func remove() {
+        Self.removeOwn(at: claimed)
+        claimed = nil
+    }
+
     /// Removes `address`'s path if a stale socket file is there (nothing accepts on it any more); leaves a
     /// live socket and any other kind of file alone, so that binding fails with `EADDRINUSE` instead of
     /// stealing another server's path or deleting user data.
