@@ -199,6 +199,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return SocketAddress(storage: storage, length: socklen_t(length))
     }
 
+    /// Two addresses are equal when their meaningful `sockaddr` bytes are; O(length), no allocation.
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
         guard lhs.length == rhs.length else { return false }
         return withUnsafeBytes(of: lhs.storage) { left in
@@ -208,7 +209,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Hashes the meaningful `sockaddr` bytes.
     public func hash(into hasher: inout Hasher) {
-        withUnsafeBytes(of: storage) { raw in hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw[..<Int(length)])) }
+        withUnsafeBytes(of: storage) { raw in
+            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw[..<Int(length)]))
+        }
     }
 }
