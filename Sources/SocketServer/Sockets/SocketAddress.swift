@@ -125,6 +125,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public func withSockAddr<Result>(
         _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result
     ) rethrows -> Result {
+        // The buffer of a 128-byte struct always has a base address: the unwraps below cannot fail.
         try withUnsafeBytes(of: storage) { raw in
             try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
@@ -204,7 +205,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         guard lhs.length == rhs.length else { return false }
         return withUnsafeBytes(of: lhs.storage) { left in
             withUnsafeBytes(of: rhs.storage) { right in
-                memcmp(left.baseAddress!, right.baseAddress!, Int(lhs.length)) == 0
+                left[..<Int(lhs.length)].elementsEqual(right[..<Int(rhs.length)])
             }
         }
     }
