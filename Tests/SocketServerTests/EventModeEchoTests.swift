@@ -53,6 +53,28 @@ struct EventModeEchoTests {
         }
     }
 
+    @Test func inputEndedReceivesTheUnterminatedRest() throws {
+        final class FinalLineEcho: EventStreamHandler {
+            override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+                while let line = input.readLine() { connection.write(line) }
+            }
+            override func inputEnded(_ input: inout EventInput, on connection: EventConnection) throws {
+                connection.write(Array("rest:".utf8))
+                connection.write(input.readAll())
+                connection.close()
+            }
+        }
+        let server = try makeEventServer(FinalLineEcho.self)
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("whole\nunterminated")
+            pause(.milliseconds(20))
+            try client.socket.shutdown(.write)
+            #expect(try client.readToEnd() == "whole\nrest:unterminated")
+            client.close()
+        }
+    }
+
     @Test func unixStreamEcho() throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }

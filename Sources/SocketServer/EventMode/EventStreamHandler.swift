@@ -26,9 +26,11 @@ open class EventStreamHandler {
         input.consume(input.count)
     }
 
-    /// The peer closed its sending side (end of file); no more bytes will arrive. Closes the connection here,
-    /// once queued output has been sent. Override to keep writing to a half-closed peer.
-    open func inputEnded(on connection: EventConnection) throws {
+    /// The peer closed its sending side (end of file); no more bytes will arrive. `input` holds what earlier
+    /// calls left unconsumed (for example a last line without its newline), for the handler to take now;
+    /// whatever stays unconsumed is dropped. Closes the connection here, once queued output has been sent.
+    /// Override to answer a final unterminated message or keep writing to a half-closed peer.
+    open func inputEnded(_ input: inout EventInput, on connection: EventConnection) throws {
         connection.close()
     }
 

@@ -258,7 +258,10 @@ final class StreamConnection: SocketEventTarget {
             try deliver(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
         } else if count == 0 {
             receivedEndOfInput = true
-            if let handler { try handler.inputEnded(on: EventConnection(self)) }
+            guard let handler else { return }
+            var view = EventInput(input.readableBytes)
+            defer { input.consume(view.consumedCount) }
+            try handler.inputEnded(&view, on: EventConnection(self))
         } else {
             let code = errno
             if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }

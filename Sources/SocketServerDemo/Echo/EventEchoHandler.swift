@@ -6,8 +6,8 @@ import SocketServer
 /// Complete lines are echoed as they arrive; a partial line waits in the mode's input buffer (at most 64 KiB,
 /// beyond which the mode closes the connection). On shutdown a connection closes as soon as it holds no
 /// partial line. `--delay-ms` sleeps on the loop, so in this mode it delays every connection of that loop:
-/// that is what a blocking handler costs an event loop. Unlike the threaded handler, a last line without a
-/// newline is not echoed when the client closes: the event API hands no input to `inputEnded`.
+/// that is what a blocking handler costs an event loop. As with the blocking handler, a last line without a
+/// newline is echoed when the client closes.
 final class EventEchoHandler: EventStreamHandler {
     private var context: ServiceContext?
     private var lines = 0
@@ -34,6 +34,16 @@ final class EventEchoHandler: EventStreamHandler {
                 "echo line", metadata: ["client": "\(connection.clientAddress)", "bytes": "\(line.count)"])
         }
         if shuttingDown && input.isEmpty { connection.close() }
+    }
+
+    override func inputEnded(_ input: inout EventInput, on connection: EventConnection) throws {
+        if !input.isEmpty {
+            let rest = input.readAll()
+            _ = connection.write(rest)
+            lines += 1
+            bytes += rest.count
+        }
+        connection.close()
     }
 
     override func serverShuttingDown(_ connection: EventConnection) {
