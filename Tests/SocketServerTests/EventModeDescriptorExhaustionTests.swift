@@ -41,7 +41,9 @@ struct EventModeDescriptorExhaustionTests {
             }
         }
         #expect(served >= 1)
-        #expect(served <= childConnectionBudget)
+        // The child's highest descriptor can be the one its /proc/self/fd listing used (closed right after),
+        // which leaves room for one connection more than the budget.
+        #expect(served <= childConnectionBudget + 1)
         #expect(!waiting.isEmpty, "the descriptor limit did not bite")
 
         // Out of descriptors with clients queued: the child must sleep between attempts, not spin, and
