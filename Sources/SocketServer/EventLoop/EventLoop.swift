@@ -37,9 +37,6 @@ package final class EventLoop: @unchecked Sendable {
         event_base_free(base)
     }
 
-    /// The name of the kernel mechanism libevent picked (`epoll` on Linux).
-    package var backendName: String { String(cString: event_base_get_method(base)) }
-
     /// Whether the calling thread is the one inside `run()` or `runOnce(until:)`.
     package var isInLoopThread: Bool {
         runningThread.withLock { thread in

@@ -13,7 +13,4 @@ enum LibEvent {
         signal(SIGPIPE, SIG_IGN)
         return threads == 0
     }()
-
-    /// The libevent version string, for diagnostics.
-    static var version: String { String(cString: event_get_version()) }
 }

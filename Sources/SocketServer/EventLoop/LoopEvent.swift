@@ -12,13 +12,11 @@ package struct LoopEventFlags: OptionSet, Sendable {
     package static let read = LoopEventFlags(rawValue: Int16(EV_READ))
     /// The descriptor is writable.
     package static let write = LoopEventFlags(rawValue: Int16(EV_WRITE))
-    /// A signal arrived (with `LoopEvent(signal:)`).
-    package static let signal = LoopEventFlags(rawValue: Int16(EV_SIGNAL))
     /// The event stays registered after it fires.
     package static let persist = LoopEventFlags(rawValue: Int16(EV_PERSIST))
 }
 
-/// One libevent `struct event`: a descriptor, timer or signal watched by an `EventLoop`, with a Swift callback.
+/// One libevent `struct event`: a descriptor or timer watched by an `EventLoop`, with a Swift callback.
 ///
 /// Owned by the code that created it and freed with it; freeing unregisters it. Add, remove and free it on the
 /// loop's thread (or while the loop is not running). The callback closure is allocated once, at creation.
@@ -48,11 +46,6 @@ package final class LoopEvent {
         self.init(loop: loop, descriptor: -1, flags: repeating ? .persist : [], callback: callback)
     }
 
-    /// Delivers `signal` to `callback` on the loop's thread instead of interrupting whatever thread it hits.
-    package convenience init(signal: Int32, on loop: EventLoop, callback: @escaping (LoopEventFlags) -> Void) {
-        self.init(loop: loop, descriptor: signal, flags: [.signal, .persist], callback: callback)
-    }
-
     deinit {
         if let event { event_free(event) }
     }
@@ -77,16 +70,10 @@ package final class LoopEvent {
         _ = event_del(event)
     }
 
-    /// Whether the event is registered (waiting for its descriptor, signal or timeout).
+    /// Whether the event is registered (waiting for its descriptor or timeout).
     package var isPending: Bool {
         guard let event else { return false }
-        return event_pending(event, Int16(EV_READ | EV_WRITE | EV_TIMEOUT | EV_SIGNAL), nil) != 0
-    }
-
-    /// Makes the event fire once with `flags` on the loop's next iteration, as if its condition had occurred.
-    package func activate(_ flags: LoopEventFlags = .read) {
-        guard let event else { return }
-        event_active(event, Int32(flags.rawValue), 0)
+        return event_pending(event, Int16(EV_READ | EV_WRITE | EV_TIMEOUT), nil) != 0
     }
 
     fileprivate func fire(_ flags: Int16) {

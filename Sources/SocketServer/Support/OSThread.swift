@@ -5,7 +5,7 @@ import Glibc
 /// Costs one `pthread_create` and one boxed closure. Join it, or create it detached; a joinable thread
 /// that is never joined keeps its stack until the process exits.
 package final class OSThread: @unchecked Sendable {
-    private var thread: pthread_t
+    private let thread: pthread_t
 
     /// Starts `body` on a new thread.
     /// - Parameter detached: a detached thread cannot be joined and frees itself when `body` returns.
@@ -34,9 +34,6 @@ package final class OSThread: @unchecked Sendable {
     package func join() {
         _ = pthread_join(thread, nil)
     }
-
-    /// The calling thread's identity, comparable with `isCurrent`.
-    package var isCurrent: Bool { pthread_equal(thread, pthread_self()) != 0 }
 }
 
 private final class ThreadBody: @unchecked Sendable {
