@@ -79,6 +79,23 @@ struct ServiceOptions: ParsableArguments {
     /// Whether the service listens on a Unix socket.
     var isUnix: Bool { unix != nil }
 
+    /// The context shared by a service's handlers, from these options and the service's defaults.
+    func makeContext(
+        defaultLogLevel: Logger.Level,
+        defaultTimeout seconds: Double,
+        replyDelay: Duration? = nil,
+        http: HTTPSettings? = nil
+    ) throws -> ServiceContext {
+        ServiceContext(
+            logger: ServiceRunner.makeLogger(level: logLevel ?? defaultLogLevel),
+            drain: try DrainNotice(),
+            timeout: timeout(default: seconds),
+            mode: mode,
+            replyDelay: replyDelay,
+            http: http
+        )
+    }
+
     /// `--timeout` as a duration, or the service's default.
     func timeout(default seconds: Double) -> Duration {
         .milliseconds(Int64(((timeout ?? seconds) * 1000).rounded()))

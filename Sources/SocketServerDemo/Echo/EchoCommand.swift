@@ -8,7 +8,7 @@ struct EchoCommand: ParsableCommand {
         abstract: "Line echo over TCP or a Unix stream socket.",
         discussion: """
             Every line a client sends (up to 64 KiB, newline included) comes back unchanged; a last line \
-            without a newline is echoed when the client closes (except in event mode). Connections are \
+            without a newline is echoed when the client closes. Connections are \
             logged at info level and lines at debug level (default level: notice). Default port 9999, \
             default timeout 300 s. With --delay-ms the handler sleeps before each reply; in event mode that \
             sleep blocks every connection of its loop.
@@ -18,30 +18,12 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(
-        name: .customLong("delay-ms"),
-        help: ArgumentHelp(
-            "Sleep this many milliseconds before echoing each line: a slow handler (the perf harness's "
-                + "slow-handler workload).",
-            valueName: "ms")
-    )
-    var delayMilliseconds = 0
-
-    func validate() throws {
-        guard (0...60_000).contains(delayMilliseconds) else {
-            throw ValidationError("--delay-ms must be between 0 and 60000.")
-        }
-    }
+    @OptionGroup var delay: ReplyDelayOption
 
     func run() throws {
         ShutdownSignals.block()
-        let context = ServiceContext(
-            logger: ServiceRunner.makeLogger(level: options.logLevel ?? .notice),
-            drain: try DrainNotice(),
-            timeout: options.timeout(default: 300),
-            mode: options.mode,
-            replyDelay: delayMilliseconds > 0 ? .milliseconds(delayMilliseconds) : nil
-        )
+        let context = try options.makeContext(
+            defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops, event: .stream(EventEchoHandler.self, EventEchoHandler.configuration(context)))

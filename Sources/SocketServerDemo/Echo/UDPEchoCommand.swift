@@ -16,27 +16,12 @@ struct UDPEchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(
-        name: .customLong("delay-ms"),
-        help: ArgumentHelp("Sleep this many milliseconds before each reply: a slow handler.", valueName: "ms")
-    )
-    var delayMilliseconds = 0
-
-    func validate() throws {
-        guard (0...60_000).contains(delayMilliseconds) else {
-            throw ValidationError("--delay-ms must be between 0 and 60000.")
-        }
-    }
+    @OptionGroup var delay: ReplyDelayOption
 
     func run() throws {
         ShutdownSignals.block()
-        let context = ServiceContext(
-            logger: ServiceRunner.makeLogger(level: options.logLevel ?? .notice),
-            drain: try DrainNotice(),
-            timeout: options.timeout(default: 300),
-            mode: options.mode,
-            replyDelay: delayMilliseconds > 0 ? .milliseconds(delayMilliseconds) : nil
-        )
+        let context = try options.makeContext(
+            defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops, event: .datagram(EventUDPEchoHandler.self))

@@ -36,13 +36,9 @@ struct HTTPCommand: ParsableCommand {
         guard let resolver = StaticPathResolver(directory: directory) else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
-        let context = ServiceContext(
-            logger: ServiceRunner.makeLogger(level: options.logLevel ?? .info),
-            drain: try DrainNotice(),
-            timeout: options.timeout(default: 30),
-            mode: options.mode,
-            http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive)
-        )
+        let context = try options.makeContext(
+            defaultLogLevel: .info, defaultTimeout: 30,
+            http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive))
         let address = try options.address(defaultPort: 8000)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
