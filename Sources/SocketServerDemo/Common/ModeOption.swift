@@ -72,17 +72,6 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case datagram(EventDatagramHandler.Type)
     }
 
-    /// Requests that `mode` has taken and not finished: running on a thread or waiting in the pool's queue.
-    /// Always 0 for `sync` and `event` (datagrams are answered on the serving thread, so nothing runs once
-    /// the serve loop has returned) and `forking` (children hold their own copies of every socket they need).
-    static func requestsInFlight(_ mode: any ConcurrencyMode) -> Int {
-        switch mode {
-        case let threading as ThreadingMode: threading.activeRequests
-        case let pool as ThreadPoolMode: pool.activeRequests + pool.queuedRequests
-        default: 0
-        }
-    }
-
     /// The `--mode` help text, listing every mode.
     static var helpText: String {
         "Concurrency mode: " + allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: ", ") + "."

@@ -20,13 +20,10 @@ enum ServiceRunner {
     /// The `listening on ADDRESS` line is printed and flushed after the socket is bound and listening, so a
     /// client that reads it can connect at once. On a signal, the drain notice goes out first (idle
     /// connections close, busy ones finish their request), then `shutdown()` stops the accept loop, and
-    /// `serverClose()` waits for the handlers the mode still runs.
-    ///
-    /// A datagram server's handlers reply through the server's own socket, which `serverClose()` closes
-    /// before it waits for the mode's threads; so with `sharesSocketWithHandlers` the runner first waits for
-    /// the requests in flight, or their replies would be lost.
+    /// `serverClose()` waits for the handlers the mode still runs (a datagram server keeps its socket open
+    /// until then, so replies in flight still go out).
     /// - Throws: what `serveForever` throws; the server is closed either way.
-    static func serve(_ server: BaseServer, context: ServiceContext, sharesSocketWithHandlers: Bool = false) throws {
+    static func serve(_ server: BaseServer, context: ServiceContext) throws {
         try ShutdownSignals.watch { signal in
             context.logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
             context.drain.begin()
@@ -41,9 +38,6 @@ enum ServiceRunner {
         } catch {
             server.serverClose()
             throw error
-        }
-        if sharesSocketWithHandlers {
-            while ModeOption.requestsInFlight(server.mode) > 0 { pause(for: .milliseconds(5)) }
         }
         server.serverClose()
         context.logger.notice("stopped")

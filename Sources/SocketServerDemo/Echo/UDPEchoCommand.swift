@@ -31,6 +31,6 @@ struct UDPEchoCommand: ParsableCommand {
             } else {
                 try ServiceUDPServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)
             }
-        try ServiceRunner.serve(server, context: context, sharesSocketWithHandlers: true)
+        try ServiceRunner.serve(server, context: context)
     }
 }
