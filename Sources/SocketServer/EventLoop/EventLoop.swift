@@ -4,13 +4,13 @@ import Synchronization
 
 /// One libevent `event_base` and the thread that runs it.
 ///
-/// This file and `LoopEvent.swift` are the only Swift code that calls libevent. Every other layer talks to the
-/// loop through this type: `run()` on the thread that owns the loop, and the thread-safe `exit()` and
+/// The files of this folder (`EventLoop/`) are the only Swift code that calls libevent. Every other layer talks
+/// to the loop through this type: `run()` on the thread that owns the loop, and the thread-safe `exit()` and
 /// `execute(_:)` from anywhere else.
 package final class EventLoop: @unchecked Sendable {
     /// The libevent base; touched only by `LoopEvent` and this type.
     let base: OpaquePointer
-    private let pendingTasks = SanitizedMutex<[@Sendable () -> Void]>([])
+    private let pendingTasks = SanitizedMutex(TaskQueue())
     private let taskEvent: OpaquePointer
     private let runningThread = SanitizedMutex<pthread_t?>(nil)
 
@@ -37,7 +37,7 @@ package final class EventLoop: @unchecked Sendable {
         event_base_free(base)
     }
 
-    /// Whether the calling thread is the one inside `run()` or `runOnce(until:)`.
+    /// Whether the calling thread is the one inside `run()` or `runOnce()`.
     package var isInLoopThread: Bool {
         runningThread.withLock { thread in
             guard let thread else { return false }
@@ -46,10 +46,15 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs the loop on the calling thread until `exit()` is called, even when no event is registered.
+    ///
+    /// After `stop()`, runs every task it accepted before returning, so that no accepted task is lost.
     package func run() {
         enter()
         defer { leave() }
         _ = event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+        if !pendingTasks.withLock({ $0.isAccepting }) {
+            while runPendingTasks() {}
+        }
     }
 
     /// Waits for the next batch of ready events, runs their callbacks, and returns.
@@ -71,18 +76,39 @@ package final class EventLoop: @unchecked Sendable {
     ///
     /// Costs one array append under a lock and one wake-up of the loop; tasks queued while the loop is not
     /// running run when it next runs.
-    package func execute(_ task: @escaping @Sendable () -> Void) {
-        pendingTasks.withLock { $0.append(task) }
-        event_active(taskEvent, EV_READ, 0)
+    /// - Returns: true when the task was accepted and will run; false, without running it, once `stop()`
+    ///   was called (the loop is stopping or has stopped for good).
+    @discardableResult
+    package func execute(_ task: @escaping @Sendable () -> Void) -> Bool {
+        let accepted = pendingTasks.withLock { queue -> Bool in
+            guard queue.isAccepting else { return false }
+            queue.tasks.append(task)
+            return true
+        }
+        if accepted { event_active(taskEvent, EV_READ, 0) }
+        return accepted
     }
 
-    fileprivate func runPendingTasks() {
-        let tasks = pendingTasks.withLock { tasks -> [@Sendable () -> Void] in
-            let taken = tasks
-            tasks.removeAll(keepingCapacity: true)
+    /// Stops the loop for good: refuses new tasks (`execute` returns false from now on) and makes `run()`
+    /// return once the tasks it already accepted have run. Safe from any thread; idempotent.
+    package func stop() {
+        pendingTasks.withLock { $0.isAccepting = false }
+        exit()
+    }
+
+    /// Whether `stop()` has been called.
+    package var isStopped: Bool { !pendingTasks.withLock { $0.isAccepting } }
+
+    /// Runs the tasks queued so far; returns whether there were any.
+    @discardableResult
+    fileprivate func runPendingTasks() -> Bool {
+        let tasks = pendingTasks.withLock { queue -> [@Sendable () -> Void] in
+            let taken = queue.tasks
+            queue.tasks.removeAll(keepingCapacity: true)
             return taken
         }
         for task in tasks { task() }
+        return !tasks.isEmpty
     }
 
     private func enter() {
@@ -92,6 +118,12 @@ package final class EventLoop: @unchecked Sendable {
     private func leave() {
         runningThread.withLock { $0 = nil }
     }
+}
+
+/// The tasks `execute(_:)` queued, and whether it still takes new ones.
+private struct TaskQueue {
+    var tasks: [@Sendable () -> Void] = []
+    var isAccepting = true
 }
 
 private func runPendingTasksCallback(_: Int32, _: Int16, _ argument: UnsafeMutableRawPointer?) {

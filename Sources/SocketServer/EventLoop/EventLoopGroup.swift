@@ -37,14 +37,19 @@ package final class EventLoopGroup: Sendable {
         self.threads = threads
     }
 
-    /// Stops every loop after the tasks already queued with `execute(_:)` have run, and joins the threads.
+    /// Stops every loop after the tasks already accepted by `execute(_:)` have run, and joins the threads.
     ///
-    /// Must not be called from one of the group's own threads (it would wait for itself).
+    /// From then on `execute(_:)` on these loops returns false and runs nothing. Idempotent and safe from
+    /// several threads at once (the threads are joined once; a second caller may return before they have
+    /// ended). Called on one of the group's own threads, that thread is detached instead of joined.
     package func shutdown() {
-        for loop in loops {
-            loop.execute { loop.exit() }
-        }
+        for loop in loops { loop.stop() }
         for thread in threads { thread.join() }
+    }
+
+    /// A group dropped without `shutdown()` stops and joins its threads here.
+    deinit {
+        shutdown()
     }
 
     /// The number of CPUs this process may run on (its affinity mask), at least 1.

@@ -84,8 +84,13 @@ public struct EventConnection: Hashable {
 
 extension EventConnection {
     /// A reference to the connection that may cross threads; see `EventConnection.handle`.
+    ///
+    /// Safe to keep and use from any thread for as long as you like, before, during and after
+    /// `serverClose()`: it retains the connection's memory and its loop's (never the descriptor, which
+    /// closes with the connection), and it only reads immutable fields off the loop.
     public struct Handle: Sendable {
-        // Only ever dereferenced on the connection's own loop, inside `execute`.
+        // Read off the loop only for `core.worker.loop`, which is immutable and retained; everything else is
+        // touched inside `execute`'s body, on the connection's own loop.
         private nonisolated(unsafe) let connection: EventConnection
 
         init(_ connection: EventConnection) {
@@ -94,11 +99,17 @@ extension EventConnection {
 
         /// Runs `body` with the connection on its own loop, from any thread: how work done elsewhere (a
         /// blocking lookup on a thread pool) answers. Costs one closure allocation and one loop wake-up.
-        /// If the connection has closed meanwhile, `body` still runs and its writes return false.
-        public func execute(_ body: @escaping @Sendable (EventConnection) -> Void) {
+        ///
+        /// If the connection has closed meanwhile, `body` still runs and its writes return false. Once the
+        /// server's event loops have been stopped (`serverClose()` finished closing the mode, or is closing
+        /// it past its `shutdownTimeout`), nothing runs any more: `body` is dropped and the call returns
+        /// false, so the caller knows its answer was not delivered. A body accepted before that always runs.
+        /// - Returns: true when `body` will run; false when the loop has stopped and `body` was dropped.
+        @discardableResult
+        public func execute(_ body: @escaping @Sendable (EventConnection) -> Void) -> Bool {
             let connection = self.connection
             let unchecked = UncheckedConnection(connection)
-            connection.core.worker.loop.execute { body(unchecked.connection) }
+            return connection.core.worker.loop.execute { body(unchecked.connection) }
         }
     }
 

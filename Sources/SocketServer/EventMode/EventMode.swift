@@ -87,8 +87,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let worker = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count]
             let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
             if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
-            worker.loop.execute {
+            // The server is not retained by the task: a server dropped while the task waits is kept valid by
+            // its `deinit`, which closes the mode (and so runs every accepted task) before it returns.
+            let accepted = worker.loop.execute { [unowned(unsafe) server] in
                 worker.adopt(socket, clientAddress: clientAddress, server: server, handler: handlerType.init())
+            }
+            guard accepted else {
+                openConnections.wrappingSubtract(1, ordering: .relaxed)
+                throw SocketServerError.serverClosed
             }
         case (.datagram(let datagram), .datagram(let handler)):
             try handler.datagramReceived(
@@ -108,11 +114,21 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// Stops accepting, lets open connections finish for up to `shutdownTimeout`, closes the rest, and
     /// joins the loop threads. Called by `serverClose()` after the listening socket is closed; call that
     /// from the thread that owns the server, never from a handler (a loop cannot wait for itself).
+    ///
+    /// Blocks for up to `shutdownTimeout` while connections are open, then for as long as the loops take
+    /// to run the tasks already queued on them. Afterwards every `EventConnection.Handle` of this mode
+    /// refuses work (`execute` returns false). Safe to call twice or from two threads at once: the first
+    /// call does the work, a concurrent one returns at once.
     public func serverClose(server: BaseServer) {
-        guard let current = workers.withLock({ $0 }) else { return }
+        // Taking the workers out makes a concurrent or later call a no-op.
+        guard let current = workers.withLock({ state -> Workers? in
+            let taken = state
+            state = nil
+            if taken != nil { isClosing.store(true, ordering: .sequentiallyConsistent) }
+            return taken
+        }) else { return }
         let semaphore = DispatchSemaphore(value: 0)
         drained.withLock { $0 = semaphore }
-        isClosing.store(true, ordering: .sequentiallyConsistent)
         for worker in current.workers {
             worker.loop.execute { worker.noticeShutdown() }
         }
@@ -123,7 +139,6 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             worker.loop.execute { worker.closeAll(EventModeError.shutdownDeadlineExpired) }
         }
         current.group.shutdown()
-        workers.withLock { $0 = nil }
         drained.withLock { $0 = nil }
         isClosing.store(false, ordering: .sequentiallyConsistent)
     }
@@ -139,10 +154,17 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         }
     }
 
-    /// The worker loops, started on first use (and again after `serverClose()`).
+    /// Whether this mode serves connections (`EventStreamHandler`) rather than datagrams.
+    var servesStreams: Bool {
+        if case .stream = handling { return true }
+        return false
+    }
+
+    /// The worker loops, started on first use (and again for a mode reused after `serverClose()`).
     private func runningWorkers() throws -> [EventWorker] {
         try workers.withLock { state in
             if let state { return state.workers }
+            if isClosing.load(ordering: .sequentiallyConsistent) { throw SocketServerError.serverClosed }
             let group = try EventLoopGroup(count: configuration.loops, name: "event-loop")
             let started = Workers(
                 group: group,

@@ -21,8 +21,12 @@ final class EventWorker: @unchecked Sendable {
     var runStart: UnsafeRawPointer?
     /// The length of that run.
     var runCount = 0
+    /// Not retained (the mode owns its workers). Used only on the loop's thread while the loop runs or drains
+    /// its last tasks, which happens inside `EventMode.serverClose`, so the mode is alive whenever it is read.
     private unowned(unsafe) let mode: EventMode
     private var connections: [StreamConnection] = []
+    /// Set by `closeAll`: the loop is about to stop, so a connection handed over later is closed at once.
+    private var isClosed = false
 
     init(loop: EventLoop, index: Int, mode: EventMode) {
         self.loop = loop
@@ -51,6 +55,12 @@ final class EventWorker: @unchecked Sendable {
 
     /// Takes over an accepted, non-blocking connection. Runs on the loop's thread.
     func adopt(_ socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler) {
+        guard !isClosed else {
+            // Accepted just before the shutdown deadline closed this loop: never served, so never opened.
+            server.shutdownRequest(.stream(socket))
+            mode.connectionClosed(server: server)
+            return
+        }
         let connection = StreamConnection(
             socket: socket,
             clientAddress: clientAddress,
@@ -76,6 +86,7 @@ final class EventWorker: @unchecked Sendable {
 
     /// Closes every connection left, dropping queued output. Runs on the loop's thread.
     func closeAll(_ error: any Error) {
+        isClosed = true
         while let connection = connections.last {
             connection.forceClose(error)
         }

@@ -16,12 +16,19 @@ final class StreamConnection: SocketEventTarget {
     }
 
     let clientAddress: SocketAddress
-    let server: BaseServer
+    /// Not retained, so that open connections do not keep a dropped server alive (the cycle server → mode →
+    /// worker → connection → server). Sound because the server outlives every callback: `serverClose()`,
+    /// which a server's `deinit` also runs, closes every connection and stops the loops before it returns,
+    /// and a stopped loop runs nothing more.
+    unowned(unsafe) let server: BaseServer
     let socket: Socket
     let descriptor: Int32
     /// Set to nil when the connection closes, which breaks the cycle a handler storing its connection makes.
     private(set) var handler: EventStreamHandler?
-    unowned(unsafe) let worker: EventWorker
+    /// Retained, so that a connection (and every `EventConnection.Handle` to it) keeps its loop's memory
+    /// valid after the mode has shut the loop down. The worker's registry drops the connection when it
+    /// closes, which breaks the cycle.
+    let worker: EventWorker
     /// Where this connection sits in its worker's registry (swap-remove needs it).
     var registryIndex = -1
 

@@ -66,6 +66,27 @@ enum ChildProcess {
         }
     }
 
+    /// Blocks until at least one of `pids` has exited (it is not reaped here), or returns at once when one
+    /// already has. Waits on a pidfd per child with `poll`; where pidfds are missing or descriptors ran out
+    /// (or a child is no longer ours), returns after 10 ms instead, for the caller to reap and ask again.
+    static func waitForAnyExit(of pids: [pid_t]) {
+        var descriptors: [pollfd] = []
+        defer { for entry in descriptors { _ = close(entry.fd) } }
+        for pid in pids {
+            guard let fd = exitDescriptor(for: pid) else { break }
+            descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+        }
+        if descriptors.count == pids.count {
+            while true {
+                let ready = descriptors.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), -1) }
+                if ready > 0 || errno != EINTR { return }
+            }
+        }
+        // Fallback: the caller reaps what has exited and asks again, so wait a little and return.
+        var interval = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+        _ = nanosleep(&interval, nil)
+    }
+
     /// A descriptor that becomes readable when `pid` exits (Linux 5.3+), or nil where pidfds are missing or
     /// descriptors ran out; the caller then falls back to reaping on the loop's periodic tick.
     static func exitDescriptor(for pid: pid_t) -> Int32? {

@@ -127,11 +127,19 @@ public final class ForkingMode: ConcurrencyMode {
 
     /// Stops watching and reaps: waits for every child when `blockOnClose`, else only the exited ones.
     public func serverClose(server: BaseServer) {
-        // The loop is not running now, so the watches' events may be freed here.
-        state.withLock { state in
+        // The server has stopped serving, so no watch callback runs now and their events may be freed; they
+        // are freed after the lock is released, since freeing an event can wait for its callback.
+        let released = state.withLock { state -> ReleasedWatches in
+            var released = ReleasedWatches(watches: state.retired)
             state.retired.removeAll()
-            for pid in state.children.keys { state.children[pid] = .unwatched }
+            for pid in Array(state.children.keys) {
+                if case .watched(let watch) = state.children.updateValue(.unwatched, forKey: pid) {
+                    released.watches.append(watch)
+                }
+            }
+            return released
         }
+        withExtendedLifetime(released) {}
         collectChildren(blocking: blockOnClose)
     }
 
@@ -193,18 +201,24 @@ public final class ForkingMode: ConcurrencyMode {
         server?.refreshAccepting()
     }
 
-    /// Blocks until fewer than `maxChildren` children are alive, waiting only for this server's own.
+    /// Blocks until fewer than `maxChildren` children are alive, waiting only for this server's own, and for
+    /// whichever of them exits first (Python's `waitpid(-1)`, without reaping other code's children).
     private func waitForRoom() {
         while true {
-            let child = state.withLock { state -> pid_t? in
-                guard state.children.count >= maxChildren else { return nil }
-                return state.children.keys.first
+            let children = state.withLock { state -> [pid_t] in
+                state.children.count >= maxChildren ? Array(state.children.keys) : []
             }
-            guard let child else { return }
-            // A blocking waitpid on our own child fails only if it is no longer ours; stop counting it.
-            if !reap(child, blocking: true) { forget(child, exit: nil) }
+            guard !children.isEmpty else { return }
+            ChildProcess.waitForAnyExit(of: children)
+            // Reaps every child that has exited, and forgets one that other code reaped (`ECHILD`).
             collectChildren()
         }
+    }
+
+    /// Watches taken out of the state to be freed once its lock is released. Only the closing thread holds
+    /// them, while no loop runs their callbacks.
+    private struct ReleasedWatches: @unchecked Sendable {
+        var watches: [ChildExitWatch]
     }
 
     private enum Child {

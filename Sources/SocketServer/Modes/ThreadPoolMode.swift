@@ -103,7 +103,8 @@ public final class ThreadPoolMode: ConcurrencyMode {
             }
             let workers = state.workers
             state.workers.removeAll()
-            state.isStopping = true
+            // Workers of the old generation exit once the queue is empty; new ones start for the next.
+            state.generation &+= 1
             return (cancelled, workers, state.jobsAvailable)
         }
         for job in cancelled { job.server.shutdownRequest(job.request) }
@@ -112,7 +113,6 @@ public final class ThreadPoolMode: ConcurrencyMode {
         state.withLock { state in
             // Workers that exited on a stop signal may leave surplus signals behind; start clean next time.
             state.jobsAvailable = DispatchSemaphore(value: 0)
-            state.isStopping = false
             state.idleWorkers = 0
         }
     }
@@ -120,11 +120,13 @@ public final class ThreadPoolMode: ConcurrencyMode {
     // MARK: - Internals
 
     private func startWorker() throws {
-        let jobsAvailable = state.withLock { $0.jobsAvailable }
         // Counted as idle before it runs, so a burst of requests does not start more workers than needed.
-        state.withLock { $0.idleWorkers += 1 }
+        let (jobsAvailable, generation) = state.withLock { state in
+            state.idleWorkers += 1
+            return (state.jobsAvailable, state.generation)
+        }
         do {
-            let worker = try OSThread { [self] in runWorker(jobsAvailable: jobsAvailable) }
+            let worker = try OSThread { [self] in runWorker(jobsAvailable: jobsAvailable, generation: generation) }
             state.withLock { $0.workers.append(worker) }
         } catch {
             let hasWorker = state.withLock { state -> Bool in
@@ -139,7 +141,10 @@ public final class ThreadPoolMode: ConcurrencyMode {
         }
     }
 
-    private func runWorker(jobsAvailable: DispatchSemaphore) {
+    /// A worker's life: take jobs until `serverClose()` moved on to a new `generation` and the queue is empty.
+    /// (A worker that closes the pool itself, releasing the server's last reference, is detached, and ends
+    /// here too.)
+    private func runWorker(jobsAvailable: DispatchSemaphore, generation: Int) {
         while true {
             jobsAvailable.wait()
             let next = state.withLock { state -> (Job?, DispatchSemaphore?, Bool) in
@@ -153,7 +158,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
             }
             guard let job = next.0 else {
                 // No job for this signal: only a stop signal leaves the queue empty.
-                if state.withLock({ $0.isStopping }) { return }
+                if state.withLock({ $0.generation != generation }) { return }
                 continue
             }
             next.1?.signal()
@@ -195,7 +200,8 @@ public final class ThreadPoolMode: ConcurrencyMode {
         var jobsAvailable = DispatchSemaphore(value: 0)
         var idleWorkers = 0
         var busyWorkers = 0
-        var isStopping = false
+        /// Bumped by each `serverClose()`; a worker started in an older generation stops when idle.
+        var generation = 0
         /// The serving thread, waiting for room in `handleRequest()`.
         var roomWaiter: DispatchSemaphore?
     }

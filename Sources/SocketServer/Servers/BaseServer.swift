@@ -11,11 +11,31 @@ import Synchronization
 /// `shutdownRequest` → `closeRequest`, calling `handleError` when the handler throws. A subclass that takes
 /// requests from somewhere other than a listening socket overrides `fileDescriptor` and `getRequest()`.
 ///
-/// Configure a server before serving it; `shutdown()` is the one call meant for other threads.
+/// Configure a server before serving it; `shutdown()` and `serverClose()` are the calls meant for other
+/// threads.
+///
+/// ## Life cycle
+/// A server moves through `LifecycleState`: `created` → `bound` (a socket server after `serverBind()`) →
+/// `serving` (inside `serveForever()` or `handleRequest()`) → back to `bound`/`created` when that returns →
+/// `closing` → `closed`. `closed` is final: `serveForever()` and `handleRequest()` then throw
+/// `SocketServerError.serverClosed` at once. `serverClose()` stops serving first (it calls `shutdown()` when
+/// another thread serves), is safe to call twice or from two threads at once (the second call waits until
+/// the first has finished), and runs from `deinit` when nobody called it, so a dropped server releases what
+/// its mode holds (threads joined, children reaped, event loops stopped).
+///
+/// ## Threads
+/// `serveForever`, `handleRequest` and the hooks they call directly (`getRequest`, `verifyRequest`,
+/// `processRequest`, `serviceActions`, `handleTimeout`) run on the serving thread. `finishRequest`,
+/// `handleError`, `shutdownRequest` and `closeRequest` run wherever the mode runs a request: the serving
+/// thread (synchronous), a handler thread (threading), a worker thread (pool), the child process (forking),
+/// or one of the event loops (event mode) — so, in every mode but synchronous, on several threads at once.
 open class BaseServer: @unchecked Sendable {
     /// The address the server serves; after binding, the bound address (port 0 becomes the real port).
     public var serverAddress: SocketAddress
     /// The handler class instantiated for each request (Python's `RequestHandlerClass`).
+    ///
+    /// For a server whose mode makes its own handlers (`EventMode`, created with `eventHandler:`), this is
+    /// `BaseRequestHandler.self`, never instantiated: `finishRequest` is not called for such a server.
     public let requestHandlerType: BaseRequestHandler.Type
     /// How accepted requests run: synchronously (the default), on threads, in child processes, ...
     public let mode: any ConcurrencyMode
@@ -51,6 +71,15 @@ open class BaseServer: @unchecked Sendable {
         self.logger = logger ?? Logger(label: "SocketServer")
     }
 
+    /// A server dropped without `serverClose()` closes here: `serverClose()` runs (and with it any override
+    /// of it), so the mode joins its threads, reaps its children or stops its event loops. This blocks the
+    /// thread that released the last reference for as long as `serverClose()` would.
+    deinit {
+        if lifecycle.withLock({ $0.phase != .closed }) {
+            serverClose()
+        }
+    }
+
     // MARK: - Caller API
 
     /// Handles requests until `shutdown()` is called.
@@ -59,10 +88,11 @@ open class BaseServer: @unchecked Sendable {
     /// `serviceActions()` runs after every request and at least once per `pollInterval`. A request that
     /// becomes ready after `shutdown()` was called is left for the next `serveForever`, never handled.
     /// When `shutdown()` was called while the server was not serving, returns immediately (as Python).
-    /// - Throws: what `verifyRequest` or a custom `getRequest` throws (other than `SocketError`); the loop
-    ///   stops and the error propagates, as in Python.
+    /// - Throws: `SocketServerError.serverClosed` after `serverClose()`, `.alreadyServing` while another
+    ///   thread serves; what `verifyRequest` or a custom `getRequest` throws (other than `SocketError`): the
+    ///   loop stops and the error propagates, as in Python.
     public func serveForever(pollInterval: Duration = .milliseconds(500)) throws {
-        guard let loop = try beginServing() else { return }
+        guard let loop = try beginServing(forever: true) else { return }
         var failure: (any Error)?
         let readiness = LoopEvent(loop: loop, descriptor: fileDescriptor, flags: [.read, .persist]) { [unowned self] _ in
             guard !self.isShutdownRequested else {
@@ -95,6 +125,19 @@ open class BaseServer: @unchecked Sendable {
         if let failure { throw failure }
     }
 
+    /// The state of the server's life; see the class documentation. Safe from any thread.
+    public var lifecycleState: LifecycleState {
+        lifecycle.withLock { state in
+            switch state.phase {
+            case .closing: .closing
+            case .closed: .closed
+            case .created, .bound:
+                state.servingThread != nil || state.handlingThread != nil
+                    ? .serving : (state.phase == .bound ? .bound : .created)
+            }
+        }
+    }
+
     /// Stops `serveForever` and waits until it has returned.
     ///
     /// Wakes the loop at once (no poll interval to wait out). Called from the serving thread itself, for
@@ -121,14 +164,24 @@ open class BaseServer: @unchecked Sendable {
     ///
     /// The wait is the smaller of `timeout` and the listening socket's own timeout; with neither it waits
     /// for ever. `serviceActions()` is not called.
+    /// - Throws: `SocketServerError.serverClosed` after `serverClose()` (or when it is called meanwhile from
+    ///   another thread, which wakes the wait), `.alreadyServing` while another thread serves; what
+    ///   `verifyRequest` or the handler path throws, as in `serveForever`.
     public func handleRequest() throws {
         let limits = [timeout, listeningSocketTimeout].compactMap { $0 }
         let wait = limits.min()
-        let loop = try eventLoop()
+        guard let loop = try beginServing(forever: false) else { return }
+        defer { endHandling() }
         var outcome: LoopEventFlags?
         let readiness = LoopEvent(loop: loop, descriptor: fileDescriptor, flags: [.read]) { outcome = $0 }
         readiness.add(timeout: wait)
-        while outcome == nil { loop.runOnce() }
+        while outcome == nil {
+            loop.runOnce()
+            if lifecycle.withLock({ $0.closeRequested }) {
+                readiness.remove()
+                throw SocketServerError.serverClosed
+            }
+        }
         readiness.remove()
         if outcome?.contains(.read) == true {
             try handleRequestNoBlock(loop: nil)
@@ -199,12 +252,23 @@ open class BaseServer: @unchecked Sendable {
         mode.handleTimeout(server: self)
     }
 
-    /// Cleans up: lets the mode join or reap what is left and frees the event loop. Stream and datagram
-    /// servers close their socket first.
+    /// Cleans up (Python's `server_close`): lets the mode join or reap what is left and frees the event loop.
+    /// Stream and datagram servers close their socket too. The server is `closed` afterwards, for good.
+    ///
+    /// Safe from any thread, any number of times. While another thread serves, it first stops that
+    /// (`shutdown()`) and waits for it. Called on the serving thread itself (from a handler of a synchronous
+    /// server), it cannot wait for itself: it asks the loop to stop and the close happens when
+    /// `serveForever`/`handleRequest` returns. A second call while the first is closing waits for it.
+    /// Blocks as long as the mode needs: joining handler or worker threads, waiting for children (with
+    /// `blockOnClose`), up to `shutdownTimeout` for event-mode connections. Never call it from an event-mode
+    /// handler: a loop cannot wait for itself.
+    ///
+    /// An override must call `super.serverClose()`; the close guard then wraps the whole override chain of
+    /// the library's classes.
     open func serverClose() {
-        mode.serverClose(server: self)
-        lifecycle.withLock { state in
-            if state.servingThread == nil { state.loop = nil }
+        performClose {
+            mode.serverClose(server: self)
+            lifecycle.withLock { $0.loop = nil }
         }
     }
 
@@ -233,6 +297,91 @@ open class BaseServer: @unchecked Sendable {
 
     /// The listening socket's own timeout, which `handleRequest()` also honours.
     open var listeningSocketTimeout: Duration? { nil }
+
+    // MARK: - Life cycle internals
+
+    /// Records that a subclass bound its socket (`created` → `bound`).
+    package func noteBound() {
+        lifecycle.withLock { state in
+            if state.phase == .created { state.phase = .bound }
+        }
+    }
+
+    /// Runs `body`, the work of `serverClose()`, at most once per server, after serving has stopped.
+    ///
+    /// Nested calls (a subclass's `serverClose()` calling `super`) run their body directly. A concurrent call
+    /// waits for the one that closes. On the serving thread the close is deferred until serving returns.
+    package func performClose(_ body: () -> Void) {
+        enum Decision {
+            case run(outermost: Bool)
+            case done
+            case wait(DispatchSemaphore)
+            case stopServing
+        }
+        while true {
+            let decision = lifecycle.withLock { state -> Decision in
+                let current = pthread_self()
+                if let closer = state.closingThread {
+                    if pthread_equal(closer, current) != 0 { return .run(outermost: false) }
+                    let semaphore = DispatchSemaphore(value: 0)
+                    state.closeWaiters.append(semaphore)
+                    return .wait(semaphore)
+                }
+                if state.phase == .closed { return .done }
+                let busy = state.servingThread ?? state.handlingThread
+                if let busy {
+                    state.closeRequested = true
+                    state.shutdownRequested = state.servingThread != nil || state.shutdownRequested
+                    state.loop?.exit()
+                    // Deferred: serveForever or handleRequest calls serverClose() again as it returns.
+                    if pthread_equal(busy, current) != 0 {
+                        state.closeDeferred = true
+                        return .done
+                    }
+                    return .stopServing
+                }
+                state.phase = .closing
+                state.closingThread = current
+                return .run(outermost: true)
+            }
+            switch decision {
+            case .run(let outermost):
+                body()
+                guard outermost else { return }
+                let waiters = lifecycle.withLock { state -> [DispatchSemaphore] in
+                    state.phase = .closed
+                    state.closingThread = nil
+                    state.closeRequested = false
+                    state.closeDeferred = false
+                    let waiters = state.closeWaiters
+                    state.closeWaiters.removeAll()
+                    return waiters
+                }
+                for waiter in waiters { waiter.signal() }
+                return
+            case .done:
+                return
+            case .wait(let semaphore):
+                semaphore.wait()
+                return
+            case .stopServing:
+                // Wakes serveForever at once (handleRequest too), then waits until it has returned.
+                waitUntilIdle()
+            }
+        }
+    }
+
+    /// Blocks until neither `serveForever` nor `handleRequest` runs on another thread.
+    private func waitUntilIdle() {
+        let waiter: DispatchSemaphore? = lifecycle.withLock { state in
+            guard state.servingThread != nil || state.handlingThread != nil else { return nil }
+            state.loop?.exit()
+            let semaphore = DispatchSemaphore(value: 0)
+            state.shutdownWaiters.append(semaphore)
+            return semaphore
+        }
+        waiter?.wait()
+    }
 
     // MARK: - Internals
 
@@ -289,44 +438,95 @@ open class BaseServer: @unchecked Sendable {
         timer.add(timeout: .milliseconds(100))
     }
 
-    private func eventLoop() throws -> EventLoop {
+    /// Marks the calling thread as the serving one (`forever`: in `serveForever`, else in `handleRequest`)
+    /// and returns the loop; nil when a pending `shutdown()` says `serveForever` should return at once.
+    private func beginServing(forever: Bool) throws -> EventLoop? {
         try lifecycle.withLock { state in
-            if let loop = state.loop { return loop }
-            let loop = try EventLoop()
-            state.loop = loop
-            return loop
-        }
-    }
-
-    /// Marks the calling thread as the serving one; nil when a pending `shutdown()` says to return at once.
-    private func beginServing() throws -> EventLoop? {
-        let loop = try eventLoop()
-        return lifecycle.withLock { state in
-            if state.shutdownRequested {
+            guard state.phase != .closing, state.phase != .closed, !state.closeRequested else {
+                throw SocketServerError.serverClosed
+            }
+            guard state.servingThread == nil, state.handlingThread == nil else {
+                throw SocketServerError.alreadyServing
+            }
+            if forever && state.shutdownRequested {
                 state.shutdownRequested = false
                 return nil
             }
-            state.servingThread = pthread_self()
+            let loop: EventLoop
+            if let existing = state.loop {
+                loop = existing
+            } else {
+                loop = try EventLoop()
+                state.loop = loop
+            }
+            if forever {
+                state.servingThread = pthread_self()
+            } else {
+                state.handlingThread = pthread_self()
+            }
             return loop
         }
     }
 
     private func endServing() {
-        let waiters = lifecycle.withLock { state in
+        let (waiters, closeNow) = lifecycle.withLock { state in
             state.servingThread = nil
             state.shutdownRequested = false
             let waiters = state.shutdownWaiters
             state.shutdownWaiters.removeAll()
-            return waiters
+            return (waiters, state.closeDeferred)
         }
         for waiter in waiters { waiter.signal() }
+        if closeNow { serverClose() }
+    }
+
+    private func endHandling() {
+        let (waiters, closeNow) = lifecycle.withLock { state in
+            state.handlingThread = nil
+            let waiters = state.shutdownWaiters
+            state.shutdownWaiters.removeAll()
+            return (waiters, state.closeDeferred)
+        }
+        for waiter in waiters { waiter.signal() }
+        if closeNow { serverClose() }
     }
 }
 
-/// The serve/shutdown state shared between the serving thread and `shutdown()` callers.
+/// Where a server is in its life; see `BaseServer.lifecycleState`.
+public enum LifecycleState: Sendable, Hashable {
+    /// Created; for a socket server, the socket exists but is not bound (`bindAndActivate: false`).
+    case created
+    /// The socket is bound (and, for a stream server, listening); not serving right now.
+    case bound
+    /// `serveForever()` or `handleRequest()` is running.
+    case serving
+    /// `serverClose()` is running.
+    case closing
+    /// `serverClose()` has finished; final.
+    case closed
+}
+
+/// The serve/shutdown/close state shared between the serving thread and other callers.
 private struct Lifecycle {
+    enum Phase {
+        case created, bound, closing, closed
+    }
+
+    var phase = Phase.created
     var loop: EventLoop?
+    /// The thread in `serveForever`.
     var servingThread: pthread_t?
+    /// The thread in `handleRequest`.
+    var handlingThread: pthread_t?
     var shutdownRequested = false
+    /// `serverClose()` was called while serving: serving stops, then the close runs.
+    var closeRequested = false
+    /// `serverClose()` was called on the serving thread itself: it runs when serving returns.
+    var closeDeferred = false
+    /// Signalled when serving (or handling) ends.
     var shutdownWaiters: [DispatchSemaphore] = []
+    /// The thread running `serverClose()`.
+    var closingThread: pthread_t?
+    /// Callers of `serverClose()` waiting for the one that is closing.
+    var closeWaiters: [DispatchSemaphore] = []
 }

@@ -42,6 +42,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         bindAndActivate: Bool = true,
         mode: (any ConcurrencyMode)? = nil
     ) throws {
+        try Self.checkHandler(handler, mode: mode)
         socket = try Socket(family: serverAddress.family, type: Self.socketType)
         super.init(serverAddress: serverAddress, handler: handler, mode: mode)
         if bindAndActivate {
@@ -52,6 +53,32 @@ open class TCPServer: BaseServer, @unchecked Sendable {
                 serverClose()
                 throw error
             }
+        }
+    }
+
+    /// Rejects a handler or event mode of the wrong kind for this class's socket type, before any socket
+    /// exists: a stream handler on a datagram server, a datagram handler on a stream server.
+    private static func checkHandler(_ handler: BaseRequestHandler.Type, mode: (any ConcurrencyMode)?) throws {
+        let streams = socketType == .stream
+        if let eventMode = mode as? EventMode {
+            guard eventMode.servesStreams == streams else {
+                throw SocketServerError.handlerMismatch(
+                    streams
+                        ? "\(Self.self) is a stream server; give it an EventStreamHandler"
+                        : "\(Self.self) is a datagram server; give it an EventDatagramHandler"
+                )
+            }
+            return
+        }
+        if streams, handler is DatagramRequestHandler.Type {
+            throw SocketServerError.handlerMismatch(
+                "\(Self.self) is a stream server; \(handler) is a DatagramRequestHandler"
+            )
+        }
+        if !streams, handler is StreamRequestHandler.Type {
+            throw SocketServerError.handlerMismatch(
+                "\(Self.self) is a datagram server; \(handler) is a StreamRequestHandler"
+            )
         }
     }
 
@@ -82,6 +109,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         try socket.bind(to: serverAddress)
         serverAddress = try socket.localAddress
         if addressFamily == .unix { unixSocketFile.claim(serverAddress) }
+        noteBound()
     }
 
     /// Listens with a backlog of `requestQueueSize`.
@@ -94,15 +122,19 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// A stream server closes its listener first, as Python does, so nothing new arrives while the mode waits.
     /// A datagram server closes last: requests still in flight reply through this very socket, and closing it
     /// first would drop their replies.
+    ///
+    /// Runs once per server, after serving has stopped; see `BaseServer.serverClose()` for the guarantees.
     open override func serverClose() {
-        if Self.socketType == .stream {
-            socket.close()
-            super.serverClose()
-        } else {
-            super.serverClose()
-            socket.close()
+        performClose {
+            if Self.socketType == .stream {
+                socket.close()
+                super.serverClose()
+            } else {
+                super.serverClose()
+                socket.close()
+            }
+            unixSocketFile.remove()
         }
-        unixSocketFile.remove()
     }
 
     /// Accepts a connection.

@@ -53,6 +53,14 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
     case unexpectedRequest(String)
     /// The writer was used after `close()`.
     case writerClosed
+    /// `serveForever()` or `handleRequest()` was called on a server that `serverClose()` has closed (or is
+    /// closing); Python raises `ValueError` there.
+    case serverClosed
+    /// `serveForever()` or `handleRequest()` was called while another thread serves the same server.
+    case alreadyServing
+    /// The handler does not fit the server: a stream handler on a datagram server, or the reverse. Thrown
+    /// by the initialiser, before anything is bound.
+    case handlerMismatch(String)
 
     /// A sentence saying what went wrong.
     public var description: String {
@@ -62,6 +70,9 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
         case .pathTooLong(let path): "Unix socket path too long (\(path.utf8.count) bytes): \(path)"
         case .unexpectedRequest(let detail): "unexpected request: \(detail)"
         case .writerClosed: "write to a closed writer"
+        case .serverClosed: "the server is closed"
+        case .alreadyServing: "the server is already serving on another thread"
+        case .handlerMismatch(let detail): "handler does not fit the server: \(detail)"
         }
     }
 }
