@@ -14,7 +14,7 @@ public struct EventConnection: Hashable {
     public var clientAddress: SocketAddress { core.clientAddress }
 
     /// The server that accepted the connection.
-    public var server: BaseServer { core.server }
+    public var server: BaseServer { core.server.server }
 
     /// Which of the mode's loops owns the connection (0 ..< `loops`).
     public var loopIndex: Int { core.worker.index }

@@ -87,10 +87,10 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let worker = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count]
             let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
             if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
-            // The server is not retained by the task: a server dropped while the task waits is kept valid by
-            // its `deinit`, which closes the mode (and so runs every accepted task) before it returns.
-            let accepted = worker.loop.execute { [unowned(unsafe) server] in
-                worker.adopt(socket, clientAddress: clientAddress, server: server, handler: handlerType.init())
+            // The task does not retain the server (see `UnretainedServer`).
+            let unretained = UnretainedServer(server)
+            let accepted = worker.loop.execute {
+                worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: handlerType.init())
             }
             guard accepted else {
                 openConnections.wrappingSubtract(1, ordering: .relaxed)
@@ -144,13 +144,13 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     }
 
     /// Called by a worker, on its thread, when one of its connections has closed.
-    func connectionClosed(server: BaseServer) {
+    func connectionClosed(server: UnretainedServer) {
         let remaining = openConnections.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue
         if remaining == 0 && isClosing.load(ordering: .sequentiallyConsistent) {
             _ = drained.withLock { $0?.signal() }
         }
         if let limit = configuration.maxConnections, remaining == limit - 1 {
-            server.refreshAccepting()
+            server.with { $0.refreshAccepting() }
         }
     }
 

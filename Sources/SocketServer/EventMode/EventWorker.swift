@@ -54,10 +54,10 @@ final class EventWorker: @unchecked Sendable {
     var connectionCount: Int { connections.count }
 
     /// Takes over an accepted, non-blocking connection. Runs on the loop's thread.
-    func adopt(_ socket: Socket, clientAddress: SocketAddress, server: BaseServer, handler: EventStreamHandler) {
+    func adopt(_ socket: Socket, clientAddress: SocketAddress, server: UnretainedServer, handler: EventStreamHandler) {
         guard !isClosed else {
             // Accepted just before the shutdown deadline closed this loop: never served, so never opened.
-            server.shutdownRequest(.stream(socket))
+            server.with { $0.shutdownRequest(.stream(socket)) }
             mode.connectionClosed(server: server)
             return
         }
@@ -71,7 +71,9 @@ final class EventWorker: @unchecked Sendable {
         connection.registryIndex = connections.count
         connections.append(connection)
         guard connection.open() else {
-            server.handleError(SocketError(operation: "event_assign", code: ENOMEM), clientAddress: clientAddress)
+            server.with {
+                $0.handleError(SocketError(operation: "event_assign", code: ENOMEM), clientAddress: clientAddress)
+            }
             connection.forceClose(EventModeError.outOfMemory)
             return
         }

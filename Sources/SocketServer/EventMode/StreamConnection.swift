@@ -17,10 +17,8 @@ final class StreamConnection: SocketEventTarget {
 
     let clientAddress: SocketAddress
     /// Not retained, so that open connections do not keep a dropped server alive (the cycle server → mode →
-    /// worker → connection → server). Sound because the server outlives every callback: `serverClose()`,
-    /// which a server's `deinit` also runs, closes every connection and stops the loops before it returns,
-    /// and a stopped loop runs nothing more.
-    unowned(unsafe) let server: BaseServer
+    /// worker → connection → server); see `UnretainedServer`.
+    let server: UnretainedServer
     let socket: Socket
     let descriptor: Int32
     /// Set to nil when the connection closes, which breaks the cycle a handler storing its connection makes.
@@ -46,7 +44,7 @@ final class StreamConnection: SocketEventTarget {
     init(
         socket: Socket,
         clientAddress: SocketAddress,
-        server: BaseServer,
+        server: UnretainedServer,
         handler: EventStreamHandler,
         worker: EventWorker
     ) {
@@ -333,7 +331,7 @@ final class StreamConnection: SocketEventTarget {
     /// A handler error, or a limit the peer broke, goes to the server's `handleError`.
     private func report(_ error: any Error) {
         fail(error)
-        server.handleError(error, clientAddress: clientAddress)
+        server.with { $0.handleError(error, clientAddress: clientAddress) }
     }
 
     /// Applies the state a callback left: closes on failure or once a requested close has flushed, checks
@@ -380,7 +378,7 @@ final class StreamConnection: SocketEventTarget {
         let handler = self.handler
         self.handler = nil
         handler?.connectionClosed(EventConnection(self), error: error)
-        server.shutdownRequest(.stream(socket))
+        server.with { $0.shutdownRequest(.stream(socket)) }
         worker.remove(self)
     }
 }
