@@ -31,8 +31,8 @@ struct ErrorHandlingTests {
         let entries = store.all
         #expect(entries.count == 1)
         #expect(entries.first?.0 == .error)
-        #expect(entries.first?.2["client"]?.description == clientAddress.description)
-        #expect(entries.first?.2["error"]?.description == "the handler failed on purpose")
+        #expect(entries.first?.2["socketserver.client.address"]?.description == clientAddress.description)
+        #expect(entries.first?.2["socketserver.error"]?.description == "the handler failed on purpose")
         #expect(try client.readToEnd() == "", "the failed request was shut down")
     }
 

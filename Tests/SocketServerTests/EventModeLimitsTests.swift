@@ -152,7 +152,7 @@ struct EventModeLimitsTests {
             #expect(try other.readLine() == "fine\n")
             #expect(
                 eventually {
-                    store.all.contains { "\($0.2["error"] ?? "")".contains("unconsumed input") }
+                    store.all.contains { "\($0.2["socketserver.error"] ?? "")".contains("unconsumed input") }
                 }
             )
             flooder.close()

@@ -25,7 +25,7 @@ import Synchronization
 public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// What the mode runs: a handler per connection, or one handler for every datagram.
     private enum Handling {
-        case stream(EventStreamHandler.Type)
+        case stream(@Sendable (EventHandlerContext) -> EventStreamHandler)
         case datagram(EventDatagramHandler)
     }
 
@@ -41,7 +41,18 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
 
     /// A mode whose connections are served by instances of `handler`, for `TCPServer` and `UnixStreamServer`.
     public init(handler: EventStreamHandler.Type, configuration: Configuration = Configuration()) {
-        self.handling = .stream(handler)
+        self.handling = .stream { _ in handler.init() }
+        self.configuration = configuration
+    }
+
+    /// A mode whose connections are served by handlers that `makeHandler` builds, one per connection, on
+    /// the loop that owns it (so what the closure captures must be thread-safe), for `TCPServer` and
+    /// `UnixStreamServer`.
+    public init(
+        configuration: Configuration = Configuration(),
+        makeHandler: @escaping @Sendable (EventHandlerContext) -> EventStreamHandler
+    ) {
+        self.handling = .stream(makeHandler)
         self.configuration = configuration
     }
 
@@ -54,6 +65,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// `UnixDatagramServer`. No loop thread is started: datagrams are handled on the server's own loop.
     public init(datagramHandler: EventDatagramHandler.Type, configuration: Configuration = Configuration()) {
         self.handling = .datagram(datagramHandler.init())
+        self.configuration = configuration
+    }
+
+    /// A mode whose datagrams are all answered by `datagramHandler` (built by you, with whatever it needs),
+    /// on the server's own loop; see `init(datagramHandler:configuration:)`. The mode keeps the instance
+    /// and calls it only from the serving thread.
+    public init(datagramHandler: sending EventDatagramHandler, configuration: Configuration = Configuration()) {
+        self.handling = .datagram(datagramHandler)
         self.configuration = configuration
     }
 
@@ -78,7 +97,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// Hands a connection to a worker loop, or answers a datagram here, on the serving thread.
     public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
         switch (request, handling) {
-        case (.stream(let socket), .stream(let handlerType)):
+        case (.stream(let socket), .stream(let makeHandler)):
             try socket.setNonBlocking(true)
             if configuration.disableNagleAlgorithm && socket.family.isIP {
                 try? socket.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
@@ -90,7 +109,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             // The task does not retain the server (see `UnretainedServer`).
             let unretained = UnretainedServer(server)
             let accepted = worker.loop.execute {
-                worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: handlerType.init())
+                let context = EventHandlerContext(clientAddress: clientAddress, loopIndex: worker.index, server: unretained)
+                worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: makeHandler(context))
             }
             guard accepted else {
                 openConnections.wrappingSubtract(1, ordering: .relaxed)

@@ -34,9 +34,14 @@ open class BaseServer: @unchecked Sendable {
     public var serverAddress: SocketAddress
     /// The handler class instantiated for each request (Python's `RequestHandlerClass`).
     ///
-    /// For a server whose mode makes its own handlers (`EventMode`, created with `eventHandler:`), this is
-    /// `BaseRequestHandler.self`, never instantiated: `finishRequest` is not called for such a server.
-    public let requestHandlerType: BaseRequestHandler.Type
+    /// For a server whose handlers come from a `makeHandler` factory, or whose mode makes its own
+    /// (`EventMode`, created with `eventHandler:`), this is `BaseRequestHandler.self`, never instantiated.
+    public var requestHandlerType: BaseRequestHandler.Type {
+        if case .type(let type) = handlerSource { return type }
+        return BaseRequestHandler.self
+    }
+    /// Where `finishRequest` gets each request's handler. Set during initialisation only.
+    var handlerSource: HandlerSource
     /// How accepted requests run: synchronously (the default), on threads, in child processes, ...
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
@@ -66,7 +71,28 @@ open class BaseServer: @unchecked Sendable {
         logger: Logger? = nil
     ) {
         self.serverAddress = serverAddress
-        self.requestHandlerType = handler
+        self.handlerSource = .type(handler)
+        self.mode = mode ?? SynchronousMode()
+        self.logger = logger ?? Logger(label: "SocketServer")
+    }
+
+    /// Creates a server for `serverAddress` whose handler for each request is made by `makeHandler`.
+    ///
+    /// - Parameters:
+    ///   - serverAddress: where to serve; kept as given until a subclass binds.
+    ///   - mode: the concurrency mode; defaults to `SynchronousMode`, one request at a time.
+    ///   - logger: the logger for errors and diagnostics; defaults to a `Logger` labelled `SocketServer`.
+    ///   - makeHandler: builds the handler for one request from its context and whatever the closure
+    ///     captured; called by `finishRequest`, on the thread that runs the request. An error it throws
+    ///     goes to `handleError` like a handler's. Nil when the mode makes its own handlers (`EventMode`).
+    public init(
+        serverAddress: SocketAddress,
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil,
+        makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
+    ) {
+        self.serverAddress = serverAddress
+        self.handlerSource = makeHandler.map { .factory($0) } ?? .mode
         self.mode = mode ?? SynchronousMode()
         self.logger = logger ?? Logger(label: "SocketServer")
     }
@@ -222,9 +248,20 @@ open class BaseServer: @unchecked Sendable {
         try mode.processRequest(request, clientAddress: clientAddress, server: self)
     }
 
-    /// Creates the request handler and runs it (setup, handle, finish).
+    /// Creates the request handler (from `requestHandlerType` or the `makeHandler` factory) and runs it
+    /// (setup, handle, finish). Runs on the thread that runs the request.
+    /// - Throws: what the handler or factory throws; `SocketServerError.unexpectedRequest` for a server
+    ///   whose mode makes its own handlers (an `EventMode` server never calls this).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        let handler = requestHandlerType.init(request: request, clientAddress: clientAddress, server: self)
+        let handler: BaseRequestHandler
+        switch handlerSource {
+        case .type(let type):
+            handler = type.init(request: request, clientAddress: clientAddress, server: self)
+        case .factory(let makeHandler):
+            handler = try makeHandler(HandlerContext(request: request, clientAddress: clientAddress, server: self))
+        case .mode:
+            throw SocketServerError.unexpectedRequest("\(type(of: self)) has no request handler: its mode makes its own")
+        }
         try handler.run()
     }
 
@@ -236,15 +273,31 @@ open class BaseServer: @unchecked Sendable {
     /// Releases a request's resources; does nothing here. Stream servers close the connection.
     open func closeRequest(_ request: Request) {}
 
-    /// Reports an error thrown while processing a request; the server keeps serving.
+    /// Reports an error thrown while processing a request; the server keeps serving (Python's
+    /// `handle_error`).
     ///
-    /// Logs the error and the client address at `error` level through `logger`. Override to report
-    /// differently, for example to silence disconnects (`(error as? SocketError)?.isDisconnect`).
+    /// Logs one line through `logger` saying what happened and to whom, at a level that follows swift-log's
+    /// rules for libraries: what the client did (it went away, timed out, sent an oversized line or
+    /// datagram, broke an event-mode limit) at `.debug` (a disconnect) or `.info`; anything else (a
+    /// handler's own error, resource exhaustion) at `.error`. Metadata: `socketserver.client.address`,
+    /// `socketserver.error`. Override to report differently.
+    ///
+    /// Called from the thread that ran the request: the serving thread, a handler or worker thread, the
+    /// forked child, or an event loop, so in every mode but synchronous possibly from several threads at
+    /// once.
     open func handleError(_ error: any Error, clientAddress: SocketAddress) {
-        logger.error(
-            "Exception occurred during processing of request",
-            metadata: ["client": "\(clientAddress)", "error": "\(error)"]
-        )
+        let metadata: Logger.Metadata = [
+            "socketserver.client.address": "\(clientAddress)",
+            "socketserver.error": "\(error)",
+        ]
+        switch ClientFault(error) {
+        case .disconnect:
+            logger.debug("client \(clientAddress) went away: \(error)", metadata: metadata)
+        case .misbehaved:
+            logger.info("request from \(clientAddress) failed: \(error)", metadata: metadata)
+        case nil:
+            logger.error("error while processing a request from \(clientAddress): \(error)", metadata: metadata)
+        }
     }
 
     /// Called when `handleRequest()` waited `timeout` without a request; forwards to the mode.
@@ -425,7 +478,7 @@ open class BaseServer: @unchecked Sendable {
     /// of spinning, and say so once per episode.
     private func backOff(on loop: EventLoop, after error: SocketError) {
         if !isInBackoffEpisode {
-            logger.warning("accept failed, pausing for 100 ms", metadata: ["error": "\(error)"])
+            logger.warning("accept failed, pausing for 100 ms", metadata: ["socketserver.error": "\(error)"])
             isInBackoffEpisode = true
         }
         isBackingOff = true

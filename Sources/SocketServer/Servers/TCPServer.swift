@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 
 /// A stream server on a listening socket: TCP over IPv4 or IPv6 (Python's `socketserver.TCPServer`).
 ///
@@ -35,7 +36,8 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     ///   - handler: the request handler class.
     ///   - bindAndActivate: false leaves the socket created but unbound; `serverAddress` stays as given.
     ///   - mode: the concurrency mode; defaults to one request at a time.
-    /// - Throws: `SocketError` from `socket`, `bind` or `listen` (for example `EADDRINUSE`).
+    /// - Throws: `SocketServerError.handlerMismatch` for a handler of the wrong kind; `SocketError` from
+    ///   `socket`, `bind` or `listen` (for example `EADDRINUSE`).
     public init(
         _ serverAddress: SocketAddress,
         handler: BaseRequestHandler.Type,
@@ -45,20 +47,146 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         try Self.checkHandler(handler, mode: mode)
         socket = try Socket(family: serverAddress.family, type: Self.socketType)
         super.init(serverAddress: serverAddress, handler: handler, mode: mode)
-        if bindAndActivate {
-            do {
-                try serverBind()
-                try serverActivate()
-            } catch {
-                serverClose()
-                throw error
-            }
+        try bindIfAsked(bindAndActivate)
+    }
+
+    /// Creates the socket for `serverAddress`, with its settings, logger and a factory for its handlers,
+    /// and by default binds and listens.
+    ///
+    /// ```swift
+    /// let store = KeyValueStore()                        // thread-safe, shared by every request
+    /// let server = try TCPServer(.loopback(port: 8000), mode: ThreadPoolMode(workers: 8)) { context in
+    ///     KeyValueHandler(context, dependencies: store)
+    /// }
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - serverAddress: an IPv4, IPv6 (or, for the Unix subclasses, a Unix path) address; port 0 picks one.
+    ///   - configuration: the bind-time settings; checked here.
+    ///   - mode: the concurrency mode; defaults to one request at a time.
+    ///   - logger: where `handleError` and the server's diagnostics go; defaults to a `Logger` labelled
+    ///     `SocketServer`.
+    ///   - bindAndActivate: false leaves the socket created but unbound; `serverAddress` stays as given.
+    ///   - makeHandler: builds the handler for each request (see `HandlerContext`), on the thread that runs
+    ///     the request; nil when the mode makes its own handlers (`EventMode`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
+    ) throws {
+        try configuration.validate()
+        if makeHandler == nil, !(mode is EventMode) {
+            throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
+        }
+        try Self.checkHandler(BaseRequestHandler.self, mode: mode)
+        socket = try Socket(family: serverAddress.family, type: Self.socketType)
+        super.init(serverAddress: serverAddress, mode: mode, logger: logger, makeHandler: makeHandler)
+        self.configuration = configuration
+        try bindIfAsked(bindAndActivate)
+    }
+
+    /// Creates the server as `init(_:handler:bindAndActivate:mode:)` does, with bind-time settings and a
+    /// logger.
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger, bindAndActivate: bindAndActivate
+        ) { context in
+            handler.init(request: context.request, clientAddress: context.clientAddress, server: context.server)
+        }
+        handlerSource = .type(handler)
+    }
+
+    /// Creates a server whose handlers are instances of `handler` built with `dependencies`, the value
+    /// they share (a store, a pool, a cache).
+    ///
+    /// ```swift
+    /// final class CountingEcho: DependentStreamRequestHandler<Counter> { ... }
+    /// let server = try TCPServer(.loopback(), handler: CountingEcho.self, dependencies: Counter(),
+    ///                            mode: ThreadingMode())
+    /// ```
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init<Handler: DependencyReceivingHandler>(
+        _ serverAddress: SocketAddress,
+        handler: Handler.Type,
+        dependencies: Handler.Dependencies,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkKind(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger, bindAndActivate: bindAndActivate
+        ) { context in
+            handler.init(context, dependencies: dependencies)
+        }
+    }
+
+    /// The bind-time settings as one value: reads and writes the Python-named attributes
+    /// (`allowReuseAddress`, `allowReusePort`, `requestQueueSize`, `dualStack`, `timeout` and, for datagram
+    /// servers, `maxPacketSize`), so a subclass's overrides show here. Setting it does not check the values;
+    /// set it before binding.
+    public var configuration: ServerConfiguration {
+        get {
+            ServerConfiguration(
+                allowReuseAddress: allowReuseAddress,
+                allowReusePort: allowReusePort,
+                requestQueueSize: requestQueueSize,
+                dualStack: dualStack,
+                timeout: timeout,
+                maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize
+            )
+        }
+        set {
+            allowReuseAddress = newValue.allowReuseAddress
+            allowReusePort = newValue.allowReusePort
+            requestQueueSize = newValue.requestQueueSize
+            dualStack = newValue.dualStack
+            timeout = newValue.timeout
+            (self as? UDPServer)?.maxPacketSize = newValue.maxPacketSize
+        }
+    }
+
+    /// Binds and listens when asked; on failure closes everything and rethrows.
+    private func bindIfAsked(_ bindAndActivate: Bool) throws {
+        guard bindAndActivate else { return }
+        do {
+            try serverBind()
+            try serverActivate()
+        } catch {
+            serverClose()
+            throw error
         }
     }
 
     /// Rejects a handler or event mode of the wrong kind for this class's socket type, before any socket
     /// exists: a stream handler on a datagram server, a datagram handler on a stream server.
     private static func checkHandler(_ handler: BaseRequestHandler.Type, mode: (any ConcurrencyMode)?) throws {
+        if handler is any DependencyReceivingHandler.Type {
+            throw SocketServerError.handlerMismatch(
+                "\(handler) needs its dependencies: pass them with init(_:handler:dependencies:)"
+            )
+        }
+        try checkKind(handler, mode: mode)
+    }
+
+    /// The stream/datagram half of `checkHandler`.
+    private static func checkKind(_ handler: BaseRequestHandler.Type, mode: (any ConcurrencyMode)?) throws {
         let streams = socketType == .stream
         if let eventMode = mode as? EventMode {
             guard eventMode.servesStreams == streams else {

@@ -61,6 +61,8 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
     /// The handler does not fit the server: a stream handler on a datagram server, or the reverse. Thrown
     /// by the initialiser, before anything is bound.
     case handlerMismatch(String)
+    /// A configuration value is out of range; thrown by the initialiser that was given it.
+    case invalidConfiguration(String)
 
     /// A sentence saying what went wrong.
     public var description: String {
@@ -73,6 +75,7 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
         case .serverClosed: "the server is closed"
         case .alreadyServing: "the server is already serving on another thread"
         case .handlerMismatch(let detail): "handler does not fit the server: \(detail)"
+        case .invalidConfiguration(let detail): "invalid configuration: \(detail)"
         }
     }
 }
