@@ -51,6 +51,11 @@ let package = Package(
             name: "SocketServerTests",
             dependencies: ["SocketServer", "CAllocationCounter"]
         ),
+        // Sees the library as users do (plain `import`): the README's examples and a third-party mode.
+        .testTarget(
+            name: "SocketServerAPITests",
+            dependencies: ["SocketServer"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
