@@ -352,8 +352,11 @@ final class StreamConnection: SocketEventTarget {
                 return
             }
         }
-        if needsRedelivery { events.wakeWriter() }
         updateInterest()
+        // Only after the interest update: removing write interest (the output just drained) deletes the
+        // write event, and libevent's event_del also drops an activation still pending, which would leave
+        // kept input (pipelined requests) unoffered until the peer sent more.
+        if needsRedelivery { events.wakeWriter() }
     }
 
     private func updateInterest() {

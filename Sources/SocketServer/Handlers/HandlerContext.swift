@@ -29,3 +29,10 @@ enum HandlerSource: Sendable {
     /// The mode makes its own handlers (`EventMode`); `finishRequest` is never called.
     case mode
 }
+
+extension HandlerSource {
+    /// A factory that instantiates `type` with its required initialiser.
+    static func makeHandler(for type: BaseRequestHandler.Type) -> @Sendable (HandlerContext) throws -> BaseRequestHandler {
+        { context in type.init(request: context.request, clientAddress: context.clientAddress, server: context.server) }
+    }
+}

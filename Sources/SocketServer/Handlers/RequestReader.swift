@@ -1,90 +1,147 @@
 /// A handler's buffered input (Python's `rfile`): lines, counted reads and read-to-end over a connection or
 /// over the bytes of one datagram.
 ///
-/// Reads go through one buffer that grows only up to the line limit: `readLine` throws
-/// `SocketServerError.lineTooLong` instead of buffering a line without end. Not thread-safe; one handler
-/// owns it.
+/// Every read goes through one buffer that grows only as bytes arrive: one receive asks for at most
+/// `max(bufferSize, 64 KiB)` bytes, so memory follows what the peer actually sent, never a count it
+/// claimed. Each kind of read has a bound, and a read past it throws instead of buffering without end:
+/// `readLine` (`maxLineLength`, `SocketServerError.lineTooLong`), `read(_:)` (`maxReadLength`,
+/// `SocketServerError.readLengthOutOfRange`) and `readToEnd` (its `maxLength`,
+/// `SocketServerError.inputTooLong`). A hostile length prefix therefore costs at most the bytes the peer
+/// sends before end of file, and a thrown error ends only that request.
+///
+/// Not thread-safe: one handler owns it, and uses it from the thread that runs the handler.
 public final class RequestReader {
+    /// The largest `bufferSize` a reader uses (1 MiB); a larger one is clamped to it.
+    public static let maxBufferSize = 1 << 20
+    /// The default `maxReadLength` of a connection's reader: 16 MiB, as `readToEnd`'s default limit.
+    public static let defaultMaxReadLength = 16 << 20
+    /// The most one receive asks for on behalf of a read wanting more than `bufferSize` bytes.
+    static let receiveStep = 64 * 1024
+
     private let socket: Socket?
     private var storage: [UInt8]
     private var head = 0
     private var tail: Int
     private var reachedEnd: Bool
     private let chunkSize: Int
-    /// The longest line `readLine()` returns, newline included.
+    private let initialCapacity: Int
+    /// The longest line `readLine()` returns, newline included (at least 1).
     public let maxLineLength: Int
+    /// The largest count `read(_:)` accepts; a larger one throws before anything is received. `Int.max`
+    /// for a reader over a datagram, whose reads never receive.
+    public let maxReadLength: Int
 
-    /// A reader over a connection, receiving up to `bufferSize` bytes per call (0: only what each read
-    /// needs, so nothing past it is taken from the socket).
-    public init(socket: Socket, bufferSize: Int = 8192, maxLineLength: Int = 65536) {
+    /// A reader over a connection.
+    ///
+    /// - Parameters:
+    ///   - socket: the connection; the reader receives from it and never closes it.
+    ///   - bufferSize: bytes asked for per receive, 0 ... `maxBufferSize` (clamped); 0 receives only what
+    ///     each read needs, so nothing past it is taken from the socket. Allocated once, up front.
+    ///   - maxLineLength: the longest line `readLine()` returns (clamped to at least 1).
+    ///   - maxReadLength: the largest count `read(_:)` accepts (clamped to at least 0). A read for less only
+    ///     ever holds the bytes that arrived, so this bounds what a peer that really sends that much costs.
+    public init(
+        socket: Socket,
+        bufferSize: Int = 8192,
+        maxLineLength: Int = 65536,
+        maxReadLength: Int = RequestReader.defaultMaxReadLength
+    ) {
         self.socket = socket
-        self.chunkSize = max(bufferSize, 0)
+        self.chunkSize = min(max(bufferSize, 0), Self.maxBufferSize)
         self.maxLineLength = max(maxLineLength, 1)
-        self.storage = [UInt8](repeating: 0, count: max(bufferSize, 64))
+        self.maxReadLength = max(maxReadLength, 0)
+        self.initialCapacity = max(chunkSize, 64)
+        self.storage = [UInt8](repeating: 0, count: initialCapacity)
         self.tail = 0
         self.reachedEnd = false
     }
 
-    /// A reader over bytes already received (a datagram's payload); end of file after them.
+    /// A reader over bytes already received (a datagram's payload); end of file after them. Its reads copy
+    /// out of `bytes` and never receive, so `maxReadLength` is `Int.max`.
     public init(bytes: [UInt8], maxLineLength: Int = 65536) {
         self.socket = nil
         self.chunkSize = 0
         self.maxLineLength = max(maxLineLength, 1)
+        self.maxReadLength = .max
+        self.initialCapacity = 0
         self.storage = bytes
         self.tail = bytes.count
         self.reachedEnd = true
     }
 
-    /// The bytes received but not yet read.
+    /// The connection's descriptor (Python's `rfile.fileno()`), -1 once it is closed and for a reader over
+    /// a datagram's bytes. O(1), from any thread.
+    public var fileDescriptor: Int32 { socket?.fileDescriptor ?? -1 }
+
+    /// The bytes received but not yet read. O(1).
     public var bufferedCount: Int { tail - head }
 
     /// Reads one line, up to and including `\n`; at end of file the rest (possibly empty).
-    /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within `maxLength` bytes (default
-    ///   `maxLineLength`); `SocketError` when the receive fails or times out.
+    ///
+    /// Buffers at most about `limit` bytes plus one receive.
+    /// - Parameter maxLength: a lower limit than `maxLineLength` for this line (clamped to
+    ///   1 ... `maxLineLength`).
+    /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within the limit (the bytes stay
+    ///   buffered); `SocketError` when the receive fails or times out.
     public func readLine(maxLength: Int? = nil) throws -> [UInt8] {
-        let limit = min(maxLength ?? maxLineLength, maxLineLength)
+        let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = head
         while true {
             if let newline = storage[scanned..<tail].firstIndex(of: UInt8(ascii: "\n")) {
                 guard newline - head < limit else { throw SocketServerError.lineTooLong(limit: limit) }
-                return take(newline + 1 - head)
+                return take(newline - head + 1)
             }
-            guard tail - head < limit else { throw SocketServerError.lineTooLong(limit: limit) }
-            scanned = tail
-            let offset = scanned - head
-            if try fill(wanting: 1) == 0 { return take(tail - head) }
-            scanned = head + offset
+            guard bufferedCount < limit else { throw SocketServerError.lineTooLong(limit: limit) }
+            // Compaction in `fill` moves the bytes: remember how far the scan got, relative to `head`.
+            let scannedCount = tail - head
+            if try fill(wanting: 1) == 0 { return take(bufferedCount) }
+            scanned = head + scannedCount
         }
     }
 
     /// Reads one line and decodes it as UTF-8 (invalid bytes become U+FFFD), newline included.
+    /// - Throws: as `readLine(maxLength:)`.
     public func readLineString(maxLength: Int? = nil) throws -> String {
         String(decoding: try readLine(maxLength: maxLength), as: UTF8.self)
     }
 
     /// Reads exactly `count` bytes, or fewer only at end of file.
+    ///
+    /// The buffer grows with the bytes as they arrive, one bounded receive at a time, so a count taken from
+    /// the peer (a length prefix) costs what the peer really sends, not what it claims.
+    /// - Throws: `SocketServerError.readLengthOutOfRange` for a negative count or one above
+    ///   `maxReadLength`, before anything is received; `SocketError` when a receive fails or times out.
     public func read(_ count: Int) throws -> [UInt8] {
-        let wanted = max(count, 0)
-        while tail - head < wanted {
-            if try fill(wanting: wanted - (tail - head)) == 0 { break }
+        guard count >= 0, count <= maxReadLength else {
+            throw SocketServerError.readLengthOutOfRange(count: count, limit: maxReadLength)
         }
-        return take(min(wanted, tail - head))
+        while bufferedCount < count {
+            if try fill(wanting: count - bufferedCount) == 0 { break }
+        }
+        return take(min(count, bufferedCount))
     }
 
-    /// Reads until end of file, refusing to hold more than `maxLength` bytes.
-    /// - Throws: `SocketServerError.lineTooLong` (with `maxLength`) when more arrives than that.
+    /// Reads until end of file, refusing to hold more than `maxLength` bytes (clamped to at least 0).
+    ///
+    /// Buffers at most `maxLength` bytes plus one receive.
+    /// - Throws: `SocketServerError.inputTooLong` (with `maxLength`) when more than that arrives;
+    ///   `SocketError` when a receive fails or times out.
     public func readToEnd(maxLength: Int = 16 << 20) throws -> [UInt8] {
-        while try fill(wanting: chunkSize == 0 ? 4096 : chunkSize) > 0 {
-            guard tail - head <= maxLength else { throw SocketServerError.lineTooLong(limit: maxLength) }
+        let limit = max(maxLength, 0)
+        while true {
+            guard bufferedCount <= limit else { throw SocketServerError.inputTooLong(limit: limit) }
+            // Ask for one byte past the limit (at most one step), so that a peer sending more is caught.
+            let wanted = min(limit - bufferedCount, Self.receiveStep - 1) + 1
+            if try fill(wanting: wanted) == 0 { break }
         }
-        guard tail - head <= maxLength else { throw SocketServerError.lineTooLong(limit: maxLength) }
-        return take(tail - head)
+        return take(bufferedCount)
     }
 
     /// Returns what is buffered, or waits for one receive when nothing is (Python's `read1`); empty at end.
+    /// - Throws: `SocketError` when the receive fails or times out.
     public func readAvailable() throws -> [UInt8] {
         if tail == head { _ = try fill(wanting: chunkSize == 0 ? 4096 : chunkSize) }
-        return take(tail - head)
+        return take(bufferedCount)
     }
 
     /// Drops the buffer; later reads return end of file. The connection stays open.
@@ -101,14 +158,27 @@ public final class RequestReader {
         if head == tail {
             head = 0
             tail = 0
+            // A large read grew the buffer: give the memory back rather than keep it for the connection's life.
+            if socket != nil && storage.count > max(initialCapacity, Self.receiveStep) * 4 {
+                storage = [UInt8](repeating: 0, count: initialCapacity)
+            }
         }
         return bytes
     }
 
-    /// Receives once into the buffer; returns the number of new bytes, 0 at end of file.
+    /// How much one receive asks for when a read still wants `wanted` bytes: at least one byte, at most
+    /// `max(chunkSize, receiveStep)`.
+    private func receiveSize(wanting wanted: Int) -> Int {
+        let step = min(max(wanted, 1), Self.receiveStep)
+        return chunkSize == 0 ? step : max(chunkSize, step)
+    }
+
+    /// Receives once into the buffer, growing it by at most one receive; returns the number of new bytes,
+    /// 0 at end of file.
     private func fill(wanting wanted: Int) throws -> Int {
         guard !reachedEnd, let socket else { return 0 }
-        if head > 0 && (tail == storage.count || head >= storage.count / 2) {
+        let request = receiveSize(wanting: wanted)
+        if head > 0 && (storage.count - tail < request || head >= storage.count / 2) {
             storage.withUnsafeMutableBufferPointer { buffer in
                 guard let base = buffer.baseAddress else { return }
                 base.update(from: base + head, count: tail - head)
@@ -116,13 +186,13 @@ public final class RequestReader {
             tail -= head
             head = 0
         }
-        let request = chunkSize == 0 ? max(wanted, 1) : max(chunkSize, wanted)
-        if storage.count - tail < request {
-            storage.append(contentsOf: repeatElement(0, count: max(storage.count, tail + request - storage.count)))
+        let room = storage.count - tail
+        if room < request {
+            // `Array` grows its capacity geometrically, so appending the shortfall is amortised O(1) a byte.
+            storage.append(contentsOf: repeatElement(0, count: request - room))
         }
-        let room = min(storage.count - tail, request)
         let received = try storage.withUnsafeMutableBytes { raw in
-            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[tail..<(tail + room)]))
+            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[tail..<(tail + request)]))
         }
         if received == 0 { reachedEnd = true }
         tail += received

@@ -10,11 +10,16 @@ public final class RequestWriter {
     /// Whether `close()` has run; writes then throw.
     public private(set) var isClosed = false
 
-    /// A writer to a connection; `bufferSize` 0 sends on every write (the default, as in Python).
+    /// The most a buffered writer reserves up front (64 KiB); a larger buffer grows as bytes are written.
+    static let maxReservedCapacity = 64 * 1024
+
+    /// A writer to a connection; `bufferSize` 0 (or less) sends on every write (the default, as in
+    /// Python). A buffered writer reserves at most 64 KiB up front and holds at most `bufferSize` bytes
+    /// between sends, whatever the size (`Int.max` sends only on `flush()`).
     public init(socket: Socket, bufferSize: Int = 0) {
         self.socket = socket
         self.bufferSize = max(bufferSize, 0)
-        if bufferSize > 0 { pending.reserveCapacity(bufferSize) }
+        if self.bufferSize > 0 { pending.reserveCapacity(min(self.bufferSize, Self.maxReservedCapacity)) }
     }
 
     /// A writer that only collects bytes in memory (read them back with `bytes`).
@@ -25,6 +30,11 @@ public final class RequestWriter {
 
     /// What was written and not yet sent (for an in-memory writer: everything written).
     public var bytes: [UInt8] { pending }
+
+    /// The connection's descriptor (Python's `wfile.fileno()`), the same as the handler's
+    /// `connection.fileDescriptor`; -1 once the connection is closed and for an in-memory (datagram reply)
+    /// writer. O(1), from any thread.
+    public var fileDescriptor: Int32 { socket?.fileDescriptor ?? -1 }
 
     /// Writes all of `bytes`.
     /// - Throws: `SocketError` when the peer went away; `SocketServerError.writerClosed` after `close()`.
@@ -38,7 +48,8 @@ public final class RequestWriter {
             try socket.sendAll(bytes)
             return
         }
-        if pending.count + bytes.count > bufferSize { try flush() }
+        // `bufferSize - pending.count` cannot overflow (0 <= pending.count <= bufferSize); the sum could.
+        if bytes.count > bufferSize - pending.count { try flush() }
         if bytes.count >= bufferSize {
             try socket.sendAll(bytes)
         } else {

@@ -19,11 +19,11 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// stream; `setup()` then throws.
     public let connection: Socket
 
-    /// Bytes received per call by `rfile` (Python's `rbufsize`); 0 takes only what each read needs.
-    /// Default 8192.
+    /// Bytes received per call by `rfile` (Python's `rbufsize`), clamped to 0 ... 1 MiB; 0 takes only what
+    /// each read needs. Default 8192.
     open var readBufferSize: Int { 8192 }
-    /// `wfile`'s buffer (Python's `wbufsize`): 0, the default, sends on every write; above 0, writes collect
-    /// until that size and the rest is flushed in `finish()`.
+    /// `wfile`'s buffer (Python's `wbufsize`): 0 (or less), the default, sends on every write; above 0,
+    /// writes collect until that size and the rest is flushed in `finish()`.
     open var writeBufferSize: Int { 0 }
     /// A limit on each receive and send of the connection (Python's `timeout`); nil, the default, waits for
     /// ever. An expired read or write throws a `SocketError` with `isTimeout`.
@@ -32,10 +32,15 @@ open class StreamRequestHandler: BaseRequestHandler {
     open var disableNagleAlgorithm: Bool { false }
     /// The longest line `rfile.readLine()` accepts before throwing. Default 64 KiB.
     open var maxLineLength: Int { 65536 }
+    /// The largest count `rfile.read(_:)` accepts before throwing `SocketServerError.readLengthOutOfRange`
+    /// (Python has no such limit). Default `RequestReader.defaultMaxReadLength`, 16 MiB. A read only ever
+    /// holds the bytes that arrived, so this bounds what a peer that really sends a large body costs; raise
+    /// it for a protocol with larger messages.
+    open var maxReadLength: Int { RequestReader.defaultMaxReadLength }
 
     /// The connection's input.
     public private(set) lazy var rfile = RequestReader(
-        socket: connection, bufferSize: readBufferSize, maxLineLength: maxLineLength)
+        socket: connection, bufferSize: readBufferSize, maxLineLength: maxLineLength, maxReadLength: maxReadLength)
     /// The connection's output.
     public private(set) lazy var wfile = RequestWriter(socket: connection, bufferSize: writeBufferSize)
 

@@ -104,10 +104,9 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     ) throws {
         try Self.checkHandler(handler, mode: mode)
         try self.init(
-            serverAddress, configuration: configuration, mode: mode, logger: logger, bindAndActivate: bindAndActivate
-        ) { context in
-            handler.init(request: context.request, clientAddress: context.clientAddress, server: context.server)
-        }
+            serverAddress, configuration: configuration, mode: mode, logger: logger, bindAndActivate: bindAndActivate,
+            makeHandler: HandlerSource.makeHandler(for: handler)
+        )
         handlerSource = .type(handler)
     }
 
@@ -176,7 +175,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
 
     /// Rejects a handler or event mode of the wrong kind for this class's socket type, before any socket
     /// exists: a stream handler on a datagram server, a datagram handler on a stream server.
-    private static func checkHandler(_ handler: BaseRequestHandler.Type, mode: (any ConcurrencyMode)?) throws {
+    package static func checkHandler(_ handler: BaseRequestHandler.Type, mode: (any ConcurrencyMode)?) throws {
         if handler is any DependencyReceivingHandler.Type {
             throw SocketServerError.handlerMismatch(
                 "\(handler) needs its dependencies: pass them with init(_:handler:dependencies:)"

@@ -63,6 +63,12 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
     case handlerMismatch(String)
     /// A configuration value is out of range; thrown by the initialiser that was given it.
     case invalidConfiguration(String)
+    /// `RequestReader.readToEnd` received more than `limit` bytes before end of file (a peer sending more
+    /// than the handler accepts); at most about `limit` bytes were buffered.
+    case inputTooLong(limit: Int)
+    /// `RequestReader.read(_:)` was asked for `count` bytes, which is negative or above the reader's
+    /// `maxReadLength` (`limit`); nothing was received or consumed.
+    case readLengthOutOfRange(count: Int, limit: Int)
 
     /// A sentence saying what went wrong.
     public var description: String {
@@ -76,6 +82,8 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
         case .alreadyServing: "the server is already serving on another thread"
         case .handlerMismatch(let detail): "handler does not fit the server: \(detail)"
         case .invalidConfiguration(let detail): "invalid configuration: \(detail)"
+        case .inputTooLong(let limit): "input longer than \(limit) bytes"
+        case .readLengthOutOfRange(let count, let limit): "read of \(count) bytes is not in 0...\(limit)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 
 /// A TCP server handling each request in a child process: Python's `socketserver.ForkingTCPServer`.
 ///
@@ -30,6 +31,47 @@ open class ForkingTCPServer: TCPServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         forkingMode.maxChildren = maxChildren
         forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
     }
 
     /// Python's `max_children`: the most children alive at once; at the limit the server stops accepting
@@ -86,6 +128,47 @@ open class ForkingUDPServer: UDPServer, @unchecked Sendable {
         forkingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
+    }
+
     /// Python's `max_children`: the most children alive at once; at the limit the server stops accepting
     /// until one exits. Default 40.
     open var maxChildren: Int {
@@ -140,6 +223,47 @@ open class ForkingUnixStreamServer: UnixStreamServer, @unchecked Sendable {
         forkingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
+    }
+
     /// Python's `max_children`: the most children alive at once; at the limit the server stops accepting
     /// until one exits. Default 40.
     open var maxChildren: Int {
@@ -192,6 +316,47 @@ open class ForkingUnixDatagramServer: UnixDatagramServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         forkingMode.maxChildren = maxChildren
         forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
     }
 
     /// Python's `max_children`: the most children alive at once; at the limit the server stops accepting

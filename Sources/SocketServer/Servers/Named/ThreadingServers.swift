@@ -1,3 +1,5 @@
+import Logging
+
 /// A TCP server handling each request on its own thread: Python's `socketserver.ThreadingTCPServer`.
 ///
 /// A `TCPServer` whose `mode` is a `ThreadingMode`. Python's class attributes are properties forwarding to
@@ -32,6 +34,46 @@ open class ThreadingTCPServer: TCPServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         threadingMode.daemonThreads = daemonThreads
         threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
     }
 
     /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
@@ -83,6 +125,46 @@ open class ThreadingUDPServer: UDPServer, @unchecked Sendable {
         threadingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
+    }
+
     /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
     open var daemonThreads: Bool {
         get { threadingMode.daemonThreads }
@@ -132,6 +214,46 @@ open class ThreadingUnixStreamServer: UnixStreamServer, @unchecked Sendable {
         threadingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
+    }
+
     /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
     open var daemonThreads: Bool {
         get { threadingMode.daemonThreads }
@@ -179,6 +301,46 @@ open class ThreadingUnixDatagramServer: UnixDatagramServer, @unchecked Sendable 
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         threadingMode.daemonThreads = daemonThreads
         threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server with bind-time settings, a logger and a factory that builds each request's
+    /// handler (see `TCPServer.init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`).
+    /// - Throws: `SocketServerError.invalidConfiguration` or `.handlerMismatch`; `SocketError` from
+    ///   `socket`, `bind` or `listen`.
+    public init(
+        _ serverAddress: SocketAddress,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: makeHandler
+        )
+        // Picks up a subclass's overrides, Python's way of changing a class attribute.
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server for instances of `handler`, with bind-time settings and a logger.
+    /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
+    public convenience init(
+        _ serverAddress: SocketAddress,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        bindAndActivate: Bool = true
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            serverAddress, configuration: configuration, mode: mode, logger: logger,
+            bindAndActivate: bindAndActivate, makeHandler: HandlerSource.makeHandler(for: handler)
+        )
+        handlerSource = .type(handler)
     }
 
     /// Python's `daemon_threads`: when true, `serverClose()` does not wait for handler threads. Default false.
