@@ -132,6 +132,8 @@ open class BaseServer: @unchecked Sendable {
                 loop.exit()
                 return
             }
+            // A mode that reached its capacity stops the listener now, even if it did not ask.
+            if !self.mode.isAcceptingRequests { self.applyAccepting() }
             self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
