@@ -53,11 +53,11 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case .pool: return ThreadPoolMode(workers: workers ?? ThreadPoolMode.defaultWorkerCount)
         case .event:
             switch event {
-            case .stream(let handler, var configuration):
+            case .stream(var configuration, let makeHandler):
                 if let loops { configuration.loops = loops }
-                return EventMode(handler: handler, configuration: configuration)
-            case .datagram(let handler):
-                return EventMode(datagramHandler: handler)
+                return EventMode(configuration: configuration, makeHandler: makeHandler)
+            case .datagram(let makeHandler):
+                return EventMode(datagramHandler: makeHandler())
             case nil:
                 throw ValidationError("this service has no event-mode handler; use another --mode.")
             }
@@ -66,10 +66,10 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
 
     /// What a service runs in `event` mode.
     enum EventHandling {
-        /// A handler per connection, with the mode's limits.
-        case stream(EventStreamHandler.Type, EventMode.Configuration)
-        /// One handler for every datagram.
-        case datagram(EventDatagramHandler.Type)
+        /// A handler per connection, made by the factory, with the mode's limits.
+        case stream(EventMode.Configuration, @Sendable (EventHandlerContext) -> EventStreamHandler)
+        /// One handler for every datagram, made by the factory.
+        case datagram(() -> EventDatagramHandler)
     }
 
     /// The `--mode` help text, listing every mode.

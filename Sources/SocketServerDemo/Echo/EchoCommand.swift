@@ -26,12 +26,15 @@ struct EchoCommand: ParsableCommand {
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops, event: .stream(EventEchoHandler.self, EventEchoHandler.configuration(context)))
+            workers: options.workers, loops: options.loops,
+            event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) })
+        let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
+            mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
         let server: BaseServer =
             if options.isUnix {
-                try ServiceUnixStreamServer(address, handler: EchoHandler.self, mode: mode, context: context)
+                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
-                try ServiceTCPServer(address, handler: EchoHandler.self, mode: mode, context: context)
+                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
         try ServiceRunner.serve(server, context: context)
     }

@@ -5,14 +5,15 @@ import SocketServer
 ///
 /// On shutdown it leaves only between lines (nothing of a line is buffered), so a line the server received
 /// is always answered.
-final class EchoHandler: StreamRequestHandler {
+/// The service context comes in as `dependencies`.
+final class EchoHandler: DependentStreamRequestHandler<ServiceContext> {
     private var context: ServiceContext?
 
     override var maxLineLength: Int { 65536 }
 
     override func setup() throws {
         try super.setup()
-        let context = try serviceContext()
+        let context = dependencies
         ConnectionWaiter.prepare(connection, sendTimeout: context.timeout)
         self.context = context
     }

@@ -8,8 +8,8 @@ import SocketServer
 /// partial line. `--delay-ms` sleeps on the loop, so in this mode it delays every connection of that loop:
 /// that is what a blocking handler costs an event loop. As with the blocking handler, a last line without a
 /// newline is echoed when the client closes.
-final class EventEchoHandler: EventStreamHandler {
-    private var context: ServiceContext?
+final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
+    private var context: ServiceContext? { dependencies }
     private var lines = 0
     private var bytes = 0
     private var shuttingDown = false
@@ -17,10 +17,6 @@ final class EventEchoHandler: EventStreamHandler {
     /// The mode's limits for this service: `--timeout` as the idle timeout, 64 KiB lines.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
         EventMode.Configuration(idleTimeout: context.timeout, maxBufferedInput: 64 * 1024)
-    }
-
-    override func connectionOpened(_ connection: EventConnection) throws {
-        context = try ServiceContext.of(connection.server)
     }
 
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {

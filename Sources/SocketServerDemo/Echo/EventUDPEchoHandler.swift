@@ -3,12 +3,9 @@ import SocketServer
 
 /// Datagram echo for `--mode event`: every datagram is answered on the serving thread without blocking
 /// (a reply the socket cannot take at once is dropped, as the network may drop it).
-final class EventUDPEchoHandler: EventDatagramHandler {
-    private var context: ServiceContext?
-
+final class EventUDPEchoHandler: DependentEventDatagramHandler<ServiceContext> {
     override func datagramReceived(_ datagram: EventDatagram) throws {
-        let context = try self.context ?? ServiceContext.of(datagram.server)
-        self.context = context
+        let context = dependencies
         if datagram.clientAddress.family == .unix && datagram.clientAddress.path?.isEmpty != false {
             context.logger.debug(
                 "datagram from an unnamed Unix socket, not answered", metadata: ["bytes": "\(datagram.packet.count)"])

@@ -24,12 +24,15 @@ struct UDPEchoCommand: ParsableCommand {
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops, event: .datagram(EventUDPEchoHandler.self))
+            workers: options.workers, loops: options.loops,
+            event: .datagram { EventUDPEchoHandler(dependencies: context) })
+        let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
+            mode is EventMode ? nil : { @Sendable request in UDPEchoHandler(request, dependencies: context) }
         let server: BaseServer =
             if options.isUnix {
-                try ServiceUnixDatagramServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)
+                try UnixDatagramServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
-                try ServiceUDPServer(address, handler: UDPEchoHandler.self, mode: mode, context: context)
+                try UDPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
         try ServiceRunner.serve(server, context: context)
     }

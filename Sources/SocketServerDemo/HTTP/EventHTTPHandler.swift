@@ -10,7 +10,8 @@ import SocketServer
 /// The mode's idle timeout (`--timeout`) drops silent clients; on shutdown a connection closes after its
 /// current response. Files are read on the loop thread (from the page cache, as servers without
 /// asynchronous disk I/O do).
-final class EventHTTPHandler: EventStreamHandler {
+/// The service context comes in as `dependencies`.
+final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     private var context: ServiceContext?
     private var settings: HTTPSettings?
     private let parser = HTTPRequestParser()
@@ -31,7 +32,7 @@ final class EventHTTPHandler: EventStreamHandler {
     }
 
     override func connectionOpened(_ connection: EventConnection) throws {
-        let context = try ServiceContext.of(connection.server)
+        let context = dependencies
         guard let settings = context.http else {
             throw SocketServerError.unexpectedRequest("EventHTTPHandler needs HTTP settings")
         }

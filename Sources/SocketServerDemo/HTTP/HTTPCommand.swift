@@ -42,12 +42,14 @@ struct HTTPCommand: ParsableCommand {
         let address = try options.address(defaultPort: 8000)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
-            event: .stream(EventHTTPHandler.self, EventHTTPHandler.configuration(context)))
+            event: .stream(EventHTTPHandler.configuration(context)) { _ in EventHTTPHandler(dependencies: context) })
+        let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
+            mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
         let server: BaseServer =
             if options.isUnix {
-                try ServiceUnixStreamServer(address, handler: HTTPHandler.self, mode: mode, context: context)
+                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
-                try ServiceTCPServer(address, handler: HTTPHandler.self, mode: mode, context: context)
+                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
         context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
         try ServiceRunner.serve(server, context: context)

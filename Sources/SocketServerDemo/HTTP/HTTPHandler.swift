@@ -8,7 +8,8 @@ import SocketServer
 /// connection), and a kept-alive connection is closed once that long passes without a new request. After an
 /// error response, or whenever the connection closes with input possibly unread, the handler half-closes
 /// and drains briefly before closing, so the client reads the response instead of a reset.
-final class HTTPHandler: StreamRequestHandler {
+/// The service context comes in as `dependencies`.
+final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
     private var context: ServiceContext?
 
     override var disableNagleAlgorithm: Bool { true }
@@ -16,7 +17,7 @@ final class HTTPHandler: StreamRequestHandler {
 
     override func setup() throws {
         try super.setup()
-        let context = try serviceContext()
+        let context = dependencies
         guard context.http != nil else {
             throw SocketServerError.unexpectedRequest("HTTPHandler needs HTTP settings")
         }
