@@ -228,30 +228,36 @@ open class BaseServer: @unchecked Sendable {
     open func serverActivate() throws {}
 
     /// Called after every request and at least once per poll interval by `serveForever`; forwards to the
-    /// mode (a forking server reaps its children here).
+    /// mode (a forking server reaps its children here). Runs on the serving thread, never concurrently
+    /// with itself.
     open func serviceActions() {
         mode.serviceActions(server: self)
     }
 
     /// Takes the next request from the ready descriptor. Stream servers accept; datagram servers receive.
+    /// Runs on the serving thread (in `serveForever` or `handleRequest`), one call at a time.
     /// - Throws: a `SocketError` is swallowed by the loop (nothing is handled); any other error stops it.
     open func getRequest() throws -> (Request, SocketAddress) {
         throw SocketServerError.unexpectedRequest("\(type(of: self)) must override getRequest()")
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
 
-    /// Runs a verified request by handing it to the concurrency `mode`.
+    /// Runs a verified request by handing it to the concurrency `mode`. Runs on the serving thread, one call
+    /// at a time; the mode decides where the request then runs.
     open func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
         try mode.processRequest(request, clientAddress: clientAddress, server: self)
     }
 
     /// Creates the request handler (from `requestHandlerType` or the `makeHandler` factory) and runs it
-    /// (setup, handle, finish). Runs on the thread that runs the request.
+    /// (setup, handle, finish). Runs on the thread that runs the request: the serving thread (synchronous),
+    /// a handler thread (threading), a worker (pool) or the child (forking); calls for different requests
+    /// overlap in every mode but synchronous. Event-mode handlers are called on their loop instead (see
+    /// `EventStreamHandler`).
     /// - Throws: what the handler or factory throws; `SocketServerError.unexpectedRequest` for a server
     ///   whose mode makes its own handlers (an `EventMode` server never calls this).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
@@ -268,11 +274,18 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Ends a request; calls `closeRequest` here. Stream servers half-close the connection first.
+    ///
+    /// Runs where the request ran: the serving thread (synchronous mode, or a request `verifyRequest`
+    /// refused), a handler thread (threading), a worker (pool), the child (forking; the parent only calls
+    /// `closeRequest`), or the connection's event loop (event mode). In every mode but synchronous, calls
+    /// for different requests overlap, so an override must be thread-safe.
     open func shutdownRequest(_ request: Request) {
         closeRequest(request)
     }
 
-    /// Releases a request's resources; does nothing here. Stream servers close the connection.
+    /// Releases a request's resources; does nothing here. Stream servers close the connection. Runs on the
+    /// same threads as `shutdownRequest` (and, in forking mode, also in the parent, on the serving thread),
+    /// concurrently for different requests.
     open func closeRequest(_ request: Request) {}
 
     /// Reports an error thrown while processing a request; the server keeps serving (Python's
@@ -302,7 +315,8 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
-    /// Called when `handleRequest()` waited `timeout` without a request; forwards to the mode.
+    /// Called when `handleRequest()` waited `timeout` without a request; forwards to the mode. Runs on the
+    /// thread in `handleRequest()`.
     open func handleTimeout() {
         mode.handleTimeout(server: self)
     }
