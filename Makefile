@@ -5,7 +5,7 @@ SWIFT ?= swift
 APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps test test-tsan perf perf-full build clean
+.PHONY: deps test test-tsan perf perf-full docs build clean
 
 deps:
 	@missing=""; \
@@ -27,16 +27,18 @@ test: deps
 test-tsan: deps
 	$(SWIFT) test --no-parallel --sanitize=thread --scratch-path .build-tsan
 
-# The harness compiles the C peers and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
+# The harness is a package of its own (Perf/Package.swift, depending on this one): building it builds the
+# root's socketserver-demo in release next to it, in Perf/.build/release/. The harness compiles the C peers
+# and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
+PERF = Perf/.build/release/perf
+
 perf: deps
-	$(SWIFT) build -c release --product perf
-	$(SWIFT) build -c release --product socketserver-demo
-	.build/release/perf --profile quick
+	$(SWIFT) build -c release --package-path Perf
+	$(PERF) --profile quick
 
 perf-full: deps
-	$(SWIFT) build -c release --product perf
-	$(SWIFT) build -c release --product socketserver-demo
-	.build/release/perf --profile full
+	$(SWIFT) build -c release --package-path Perf
+	$(PERF) --profile full
 
 clean:
-	rm -rf .build .build-tsan
+	rm -rf .build .build-tsan Perf/.build

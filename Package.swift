@@ -6,12 +6,10 @@ let package = Package(
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
         .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
-        .executable(name: "perf", targets: ["Perf"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", .upToNextMinor(from: "0.2.0")),
     ],
     targets: [
         .systemLibrary(
@@ -34,16 +32,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
-        ),
-        .target(name: "CPerfEpoll", path: "Perf/CPerfEpoll"),
-        .executableTarget(
-            name: "Perf",
-            dependencies: [
-                "CPerfEpoll",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ],
-            path: "Perf/Harness"
         ),
         // Replaces malloc & co. with counting wrappers in whatever links it (the tests): see its header.
         .target(name: "CAllocationCounter"),

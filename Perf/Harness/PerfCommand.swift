@@ -35,8 +35,10 @@ struct PerfCommand: ParsableCommand {
     @Option(help: "Comma-separated server ids, modes and peers (default: all).") var servers: String?
     @Option(help: "Override the profile's rounds.") var rounds: Int?
     @Option(help: "Override the profile's slice seconds.") var slice: Double?
-    @Option(help: "Path of socketserver-demo (default .build/release/socketserver-demo).") var demo: String?
-    @Option(help: "Package root (default: the current directory).") var root: String?
+    @Option(help: "Path of socketserver-demo (default: next to this binary, else .build/release/socketserver-demo).")
+    var demo: String?
+    @Option(help: "SocketServer's package root (default: the current directory, or the one holding this binary's Perf/).")
+    var root: String?
     @Option(help: "Where to write latest.{json,md,svg} (default Perf/results).") var output: String?
     @Flag(help: "Do not build or run the SwiftNIO peer.") var noNio = false
 
@@ -56,7 +58,8 @@ struct PerfCommand: ParsableCommand {
         let interrupt = Self.cleanUpOnInterrupt()
         defer { interrupt.cancel() }
         let progress = Progress()
-        let root = self.root ?? FileManager.default.currentDirectoryPath
+        let harness = Self.executablePath()
+        let root = self.root ?? Self.packageRoot(harness: harness)
         guard FileManager.default.fileExists(atPath: "\(root)/Perf/Peers") else {
             throw HarnessError("run from the package root (or pass --root): \(root)/Perf/Peers not found")
         }
@@ -69,7 +72,9 @@ struct PerfCommand: ParsableCommand {
         }
         let pinning = CorePinning.detect()
         progress.note("pinning: \(pinning.description)")
-        let tools = PeerTools(root: root, demoPath: demo, buildNIO: !noNio, progress: progress)
+        let tools = PeerTools(
+            root: root, demoPath: demo, harnessDirectory: (harness as NSString).deletingLastPathComponent,
+            buildNIO: !noNio, progress: progress)
         let demoHelp = tools.demo.flatMap { Self.demoHelp($0, tools: tools) }
         var catalog = ServerCatalog(tools: tools, demoHelp: demoHelp)
         catalog.restrict(to: servers.map { Set($0.split(separator: ",").map(String.init)) })
@@ -78,8 +83,6 @@ struct PerfCommand: ParsableCommand {
         }
         let selected = workloads.map { ids in Workload.all.filter { ids.split(separator: ",").contains(Substring($0.id)) } }
             ?? Workload.all
-        let harness = CommandLine.arguments[0].hasPrefix("/")
-            ? CommandLine.arguments[0] : "\(FileManager.default.currentDirectoryPath)/\(CommandLine.arguments[0])"
         let runner = Runner(profile: profile, catalog: catalog, tools: tools, pinning: pinning, harness: harness, progress: progress)
 
         var report = RunReport(
@@ -135,6 +138,28 @@ struct PerfCommand: ParsableCommand {
         "Stop time is SIGTERM to process exit with nothing in flight: an upper bound for shutdown() to serveForever returning, process teardown included.",
         "Memory per idle connection is (RSS with the connections open − RSS before) / connections, each connection having made one echo.",
     ]
+
+    /// This binary's absolute path (the load generator runs it again as `perf load`).
+    static func executablePath() -> String {
+        if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            return resolved
+        }
+        let argument = CommandLine.arguments[0]
+        return argument.hasPrefix("/") ? argument : "\(FileManager.default.currentDirectoryPath)/\(argument)"
+    }
+
+    /// The current directory when it is SocketServer's root; else the root above this binary when it was built
+    /// by `swift build --package-path Perf` (ROOT/Perf/.build/CONFIGURATION/perf); else the current directory.
+    static func packageRoot(harness: String) -> String {
+        let current = FileManager.default.currentDirectoryPath
+        var candidates = [current, (current as NSString).deletingLastPathComponent]
+        var directory = harness
+        for _ in 0..<5 {
+            directory = (directory as NSString).deletingLastPathComponent
+            candidates.append(directory)
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: "\($0)/Perf/Peers") } ?? current
+    }
 
     /// The tree the run was built from, or "unknown" outside a git checkout.
     static func commit(tools: PeerTools) -> String {

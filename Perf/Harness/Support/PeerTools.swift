@@ -16,12 +16,16 @@ struct PeerTools: Sendable {
     var logDirectory: String { "\(root)/Perf/out/logs" }
     var pythonScript: String { "\(root)/Perf/Peers/python/echo_server.py" }
 
-    init(root: String, demoPath: String?, buildNIO: Bool, progress: Progress) {
+    /// `demoPath` nil: the demo next to the harness (both built by `swift build --package-path Perf`), else the
+    /// root package's release build.
+    init(root: String, demoPath: String?, harnessDirectory: String, buildNIO: Bool, progress: Progress) {
         self.root = root
         for directory in [outDirectory, cBinDirectory, logDirectory, "\(outDirectory)/tmp"] {
             mkdir(directory, 0o755)
         }
-        let demoCandidate = demoPath ?? "\(root)/.build/release/socketserver-demo"
+        let demoCandidate = demoPath
+            ?? ["\(harnessDirectory)/socketserver-demo", "\(root)/.build/release/socketserver-demo"]
+            .first { access($0, X_OK) == 0 } ?? "\(harnessDirectory)/socketserver-demo"
         demo = access(demoCandidate, X_OK) == 0 ? demoCandidate : nil
         if demo == nil { progress.note("socketserver-demo not found at \(demoCandidate): SocketServer modes are skipped") }
         cPeersBuilt = buildCPeers(progress: progress)
