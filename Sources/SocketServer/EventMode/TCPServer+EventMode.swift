@@ -6,6 +6,8 @@ extension TCPServer {
     /// Works for `TCPServer` and `UnixStreamServer`; binds and listens like the main initialiser. No
     /// `BaseRequestHandler` is involved: `finishRequest` is never called for an event-mode server.
     /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks a free port.
+    ///   - eventHandler: the handler class; one instance per connection, made on the connection's loop.
     ///   - configuration: the event mode's loops, limits and timeouts.
     ///   - serverConfiguration: the bind-time settings (reuse, backlog, dual stack).
     ///   - logger: where `handleError` and diagnostics go.
