@@ -40,5 +40,11 @@ perf-full: deps
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile full
 
+# The DocC documentation: Sources/SocketServer/SocketServer.docc and the doc comments. Any warning (a broken
+# symbol link, an undocumented parameter) fails it. Output: .build/plugins/Swift-DocC/outputs/SocketServer.doccarchive;
+# `swift package --disable-sandbox preview-documentation --target SocketServer` serves it locally while you write.
+docs: deps
+	$(SWIFT) package --disable-sandbox generate-documentation --target SocketServer --warnings-as-errors
+
 clean:
 	rm -rf .build .build-tsan Perf/.build
