@@ -13,6 +13,12 @@ package final class EventLoop: @unchecked Sendable {
     private let pendingTasks = SanitizedMutex(TaskQueue())
     private let taskEvent: OpaquePointer
     private let runningThread = SanitizedMutex<pthread_t?>(nil)
+    /// The thread inside `run()` as a plain number (0 while none), for the executor's cheap isolation check.
+    private let runningThreadID = Atomic<UInt>(0)
+    /// Swift concurrency jobs queued on this loop (see `LoopExecutor.swift`).
+    let jobs = SanitizedMutex(JobQueue())
+    /// Activated when jobs are queued; its callback runs a bounded batch of them.
+    let jobEvent: OpaquePointer
 
     /// Creates an event base with locking enabled, so that other threads can wake it.
     ///
@@ -26,15 +32,29 @@ package final class EventLoop: @unchecked Sendable {
             event_base_free(base)
             throw SocketError(operation: "event_new", code: ENOMEM)
         }
+        guard let jobEvent = event_new(base, -1, 0, runJobsCallback, nil) else {
+            event_free(taskEvent)
+            event_base_free(base)
+            throw SocketError(operation: "event_new", code: ENOMEM)
+        }
         self.base = base
         self.taskEvent = taskEvent
-        // The task event needs `self` as its argument, which exists only now; re-assigning an idle event is allowed.
+        self.jobEvent = jobEvent
+        // The events need `self` as their argument, which exists only now; re-assigning an idle event is allowed.
         _ = event_assign(taskEvent, base, -1, 0, runPendingTasksCallback, Unmanaged.passUnretained(self).toOpaque())
+        _ = event_assign(jobEvent, base, -1, 0, runJobsCallback, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
+        event_free(jobEvent)
         event_free(taskEvent)
         event_base_free(base)
+    }
+
+    /// Whether the calling thread is the one running this loop: one atomic load and a compare, cheap enough
+    /// for every isolation check of the executor.
+    package var isCurrentThreadRunningLoop: Bool {
+        runningThreadID.load(ordering: .relaxed) == pthread_self()
     }
 
     /// Whether the calling thread is the one inside `run()` or `runOnce()`.
@@ -53,7 +73,7 @@ package final class EventLoop: @unchecked Sendable {
         defer { leave() }
         _ = event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
         if !pendingTasks.withLock({ $0.isAccepting }) {
-            while runPendingTasks() {}
+            while runPendingTasks() || runJobs() {}
         }
     }
 
@@ -90,8 +110,10 @@ package final class EventLoop: @unchecked Sendable {
     }
 
     /// Stops the loop for good: refuses new tasks (`execute` returns false from now on) and makes `run()`
-    /// return once the tasks it already accepted have run. Safe from any thread; idempotent.
+    /// return once the tasks (and Swift jobs) it already accepted have run; Swift jobs enqueued later go to
+    /// the global concurrent executor. Safe from any thread; idempotent.
     package func stop() {
+        jobs.withLock { $0.isAccepting = false }
         pendingTasks.withLock { $0.isAccepting = false }
         exit()
     }
@@ -113,9 +135,11 @@ package final class EventLoop: @unchecked Sendable {
 
     private func enter() {
         runningThread.withLock { $0 = pthread_self() }
+        runningThreadID.store(pthread_self(), ordering: .relaxed)
     }
 
     private func leave() {
+        runningThreadID.store(0, ordering: .relaxed)
         runningThread.withLock { $0 = nil }
     }
 }

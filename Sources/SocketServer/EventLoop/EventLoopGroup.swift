@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Glibc
 
 /// A fixed set of `EventLoop`s, each running on its own thread until `shutdown()`.
@@ -59,7 +60,7 @@ package final class EventLoopGroup: Sendable {
         // A 1,024-CPU mask, the size of glibc's `cpu_set_t`.
         var mask = [UInt64](repeating: 0, count: 16)
         let result = mask.withUnsafeMutableBytes { raw in
-            raw.baseAddress.map { sched_getaffinity(0, raw.count, $0) } ?? -1
+            raw.baseAddress.map { CSocketServerShims_sched_getaffinity(0, raw.count, $0) } ?? -1
         }
         guard result == 0 else { return max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }
         return max(mask.reduce(0) { $0 + $1.nonzeroBitCount }, 1)
@@ -68,13 +69,6 @@ package final class EventLoopGroup: Sendable {
     private static func nameCurrentThread(_ name: String) {
         // Linux limits thread names to 15 bytes plus the terminator.
         let truncated = String(decoding: name.utf8.prefix(15), as: UTF8.self)
-        _ = pthread_setname_np(pthread_self(), truncated)
+        _ = CSocketServerShims_pthread_setname_np(pthread_self(), truncated)
     }
 }
-
-// Both are declared by glibc only under `_GNU_SOURCE`, which the Swift Glibc module does not define.
-@_silgen_name("sched_getaffinity")
-private func sched_getaffinity(_ pid: pid_t, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
-
-@_silgen_name("pthread_setname_np")
-private func pthread_setname_np(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32

@@ -7,16 +7,22 @@ public struct EventHandlerContext: Sendable {
     /// Which of the mode's loops owns the connection (0 ..< `loops`).
     public let loopIndex: Int
     private let unretainedServer: UnretainedServer
+    /// The loop that owns the connection (the executor of async handlers).
+    let loop: EventLoop
 
-    init(clientAddress: SocketAddress, loopIndex: Int, server: UnretainedServer) {
+    init(clientAddress: SocketAddress, loopIndex: Int, server: UnretainedServer, loop: EventLoop) {
         self.clientAddress = clientAddress
         self.loopIndex = loopIndex
         self.unretainedServer = server
+        self.loop = loop
     }
 
     /// The server that accepted the connection. Keep no reference to it in the handler beyond the
     /// connection's life: the server's `deinit` waits for the loops.
     public var server: BaseServer { unretainedServer.server }
+
+    /// The server without a retain, for the async driver.
+    var unretained: UnretainedServer { unretainedServer }
 }
 
 /// An `EventStreamHandler` with `dependencies`: subclass it (without writing an initialiser), read

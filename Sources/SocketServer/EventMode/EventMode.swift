@@ -87,6 +87,9 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// The number of connections open (accepted and not yet closed) across all loops.
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
+    /// True: `TCPServer.getRequest()` accepts connections with `O_NONBLOCK` already set, for the loops.
+    public var wantsNonBlockingConnections: Bool { true }
+
     /// False at `maxConnections` and while closing, so the server stops accepting.
     public var isAcceptingRequests: Bool {
         if isClosing.load(ordering: .relaxed) { return false }
@@ -98,7 +101,9 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
         switch (request, handling) {
         case (.stream(let socket), .stream(let makeHandler)):
-            try socket.setNonBlocking(true)
+            // `TCPServer.getRequest()` already accepted it non-blocking (see `wantsNonBlockingConnections`);
+            // only a socket from a custom `getRequest()` may still need the two `fcntl` calls.
+            if !socket.isNonBlocking { try socket.setNonBlocking(true) }
             if configuration.disableNagleAlgorithm && socket.family.isIP {
                 try? socket.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
             }
@@ -109,7 +114,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             // The task does not retain the server (see `UnretainedServer`).
             let unretained = UnretainedServer(server)
             let accepted = worker.loop.execute {
-                let context = EventHandlerContext(clientAddress: clientAddress, loopIndex: worker.index, server: unretained)
+                let context = EventHandlerContext(
+                    clientAddress: clientAddress, loopIndex: worker.index, server: unretained, loop: worker.loop)
                 worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: makeHandler(context))
             }
             guard accepted else {

@@ -261,3 +261,5 @@ extension RingQueue: Sequence {
         }
     }
 }
+
+extension RingQueue: Sendable where Element: Sendable {}

@@ -185,6 +185,15 @@ open class BaseServer: @unchecked Sendable {
         waiter?.wait()
     }
 
+    /// Asks `serveForever` to stop, like `shutdown()`, without waiting for it: safe from any thread,
+    /// including a cancellation handler that must not block.
+    package func requestShutdown() {
+        lifecycle.withLock { state in
+            state.shutdownRequested = true
+            if state.servingThread != nil { state.loop?.exit() }
+        }
+    }
+
     /// Whether `serveForever` is running.
     public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
 

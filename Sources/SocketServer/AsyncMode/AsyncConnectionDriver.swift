@@ -1,0 +1,190 @@
+import Glibc
+
+/// Runs one `AsyncStreamRequestHandler` for one event-mode connection: the bridge between the loop's
+/// callbacks and the handler's task.
+///
+/// An `EventStreamHandler` like any other, so the connection gets everything event mode gives (input and
+/// output bounds, idle timeout, `maxConnections`, graceful shutdown). Its state is confined to the loop's
+/// thread: the callbacks run there, and so does the handler's task, which prefers the loop as its executor.
+/// Callbacks only move bytes and resume the one waiting reader or writer (resuming enqueues the task's job on
+/// the same loop; no thread hop, no allocation). Input is copied once into the driver's buffer, which is
+/// bounded by `maxBufferedInput`: above it the driver stops reading from the peer until the handler catches
+/// up.
+final class AsyncConnectionDriver: EventStreamHandler {
+    let loop: EventLoop
+    let clientAddress: SocketAddress
+    private let makeHandler: @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
+    private let inputLimit: Int
+    let unretainedServer: UnretainedServer
+
+    private(set) var connection: EventConnection?
+    /// Received bytes the handler has not read yet.
+    var input = ByteQueue()
+    /// The peer sent end of file.
+    private(set) var endOfInput = false
+    /// Why the connection is unusable (closed, reset, timed out); reads and writes throw it.
+    private(set) var failure: (any Error)?
+    private var readWaiter: UnsafeContinuation<Void, any Error>?
+    private var writeWaiter: UnsafeContinuation<Void, any Error>?
+    private var task: Task<Void, Never>?
+    private var isPausedForInput = false
+
+    init(
+        context: EventHandlerContext,
+        inputLimit: Int,
+        makeHandler: @escaping @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
+    ) {
+        self.loop = context.loop
+        self.clientAddress = context.clientAddress
+        self.inputLimit = max(inputLimit, 1)
+        self.makeHandler = makeHandler
+        self.unretainedServer = context.unretained
+        super.init()
+    }
+
+    @available(*, unavailable)
+    required init() {
+        preconditionFailure("AsyncConnectionDriver is made by the async mode")
+    }
+
+    /// Whether the caller is on the loop that owns this connection.
+    var isOnLoop: Bool { loop.isCurrentThreadRunningLoop }
+
+    // MARK: - Loop callbacks
+
+    override func connectionOpened(_ connection: EventConnection) throws {
+        self.connection = connection
+        let bound = LoopBound(self)
+        task = Task(executorPreference: loop) {
+            await bound.value.runHandler()
+        }
+    }
+
+    override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
+        let bytes = input.readAll()
+        guard self.input.append(bytes) else { throw EventModeError.outOfMemory }
+        if self.input.count >= inputLimit && !isPausedForInput {
+            isPausedForInput = true
+            connection.pauseReading()
+        }
+        wakeReader()
+    }
+
+    override func inputEnded(_ input: inout EventInput, on connection: EventConnection) throws {
+        let rest = input.readAll()
+        if !rest.isEmpty, !self.input.append(rest) { throw EventModeError.outOfMemory }
+        endOfInput = true
+        wakeReader()
+    }
+
+    override func outputDrained(on connection: EventConnection) throws {
+        wakeWriter()
+    }
+
+    override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
+        if failure == nil { failure = error ?? AsyncConnectionClosed() }
+        self.connection = nil
+        input.release()
+        wakeReader()
+        wakeWriter()
+        // Past the shutdown deadline the handler's task is cancelled too, so work it awaits elsewhere ends.
+        if case .shutdownDeadlineExpired? = error as? EventModeError { task?.cancel() }
+    }
+
+    // MARK: - For the reader and writer (on the loop, inside the handler's task)
+
+    /// Waits until more input, end of input or a failure arrives.
+    func waitForInput() async throws {
+        try Task.checkCancellation()
+        if let failure { throw failure }
+        if isPausedForInput, input.count < inputLimit / 2 {
+            isPausedForInput = false
+            connection?.resumeReading()
+        }
+        try await withUnsafeThrowingContinuation { readWaiter = $0 }
+    }
+
+    /// Marks `count` buffered bytes as read, and reads from the peer again once the buffer has room.
+    func consumeInput(_ count: Int) {
+        input.consume(count)
+        if isPausedForInput, input.count < inputLimit / 2 {
+            isPausedForInput = false
+            connection?.resumeReading()
+        }
+    }
+
+    /// Waits until the connection's queued output has been sent, or it failed.
+    func waitForOutputDrained() async throws {
+        while let connection, connection.bufferedOutputCount > 0 {
+            try Task.checkCancellation()
+            try await withUnsafeThrowingContinuation { writeWaiter = $0 }
+        }
+        if let failure, connection == nil { throw failure }
+    }
+
+    /// Sends `bytes`, queueing what the peer cannot take yet; returns whether the queue is now above the high
+    /// watermark, so the caller must wait for it to drain.
+    func writeNow(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
+        guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
+        guard connection.write(bytes) else { throw failure ?? SocketError(operation: "send", code: EPIPE) }
+        return !connection.isWritable
+    }
+
+    // MARK: - The handler's life
+
+    private func runHandler() async {
+        let context = AsyncHandlerContext(driver: self)
+        var failure: (any Error)?
+        do {
+            let handler = try makeHandler(context)
+            try await handler.run()
+        } catch {
+            failure = error
+        }
+        // Still on the loop unless the loop stopped meanwhile (then the connection is closed already).
+        guard isOnLoop else { return }
+        if let failure, !(failure is AsyncConnectionClosed), self.failure == nil || !(failure is CancellationError) {
+            unretainedServer.with { $0.handleError(failure, clientAddress: clientAddress) }
+        }
+        connection?.close()
+        task = nil
+    }
+
+    private func wakeReader() {
+        guard let waiter = readWaiter else { return }
+        readWaiter = nil
+        if let failure { waiter.resume(throwing: failure) } else { waiter.resume() }
+    }
+
+    private func wakeWriter() {
+        guard let waiter = writeWaiter else { return }
+        writeWaiter = nil
+        if let failure, connection == nil { waiter.resume(throwing: failure) } else { waiter.resume() }
+    }
+}
+
+/// The connection closed under a read or write of an async handler (after an orderly close by the server).
+public struct AsyncConnectionClosed: Error, Sendable, CustomStringConvertible {
+    /// Creates the error.
+    public init() {}
+    /// A sentence saying what happened.
+    public var description: String { "the connection is closed" }
+}
+
+/// Carries a value confined to one event loop into a task that runs on that loop (it prefers the loop as
+/// its executor). Sound only because every access happens on the loop's thread; `value` checks it in debug
+/// builds.
+struct LoopBound<Value>: @unchecked Sendable {
+    private let storage: Value
+    private let loop: EventLoop
+
+    init(_ value: Value) where Value == AsyncConnectionDriver {
+        self.storage = value
+        self.loop = value.loop
+    }
+
+    var value: Value {
+        assert(loop.isCurrentThreadRunningLoop, "a loop-bound value was used off its loop")
+        return storage
+    }
+}

@@ -1,0 +1,18 @@
+/// What an async handler factory receives for each accepted connection, and what the handler keeps.
+///
+/// Bound to the connection's event loop: use it (and the handler) only from the handler's own task, which
+/// runs on that loop.
+public struct AsyncHandlerContext {
+    let driver: AsyncConnectionDriver
+
+    init(driver: AsyncConnectionDriver) {
+        self.driver = driver
+    }
+
+    /// The peer's address.
+    public var clientAddress: SocketAddress { driver.clientAddress }
+
+    /// The server that accepted the connection. Do not keep it beyond the handler's life: the server's
+    /// `deinit` waits for its loops.
+    public var server: BaseServer { driver.unretainedServer.server }
+}

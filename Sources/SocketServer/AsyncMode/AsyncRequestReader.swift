@@ -1,0 +1,100 @@
+import Glibc
+
+/// An async handler's input (`rfile`): lines, counted reads and what is available, suspending until bytes
+/// arrive. Mirrors `RequestReader`; use it only from the handler's task.
+///
+/// Bytes are read from the driver's buffer (bounded by `maxBufferedInput`), so a read costs no system
+/// call; each returned line or chunk is one new array.
+public struct AsyncRequestReader {
+    let driver: AsyncConnectionDriver
+    /// The longest line `readLine()` returns, newline included.
+    public var maxLineLength = 65536
+
+    init(driver: AsyncConnectionDriver) {
+        self.driver = driver
+    }
+
+    /// Reads one line, up to and including `\n`; at end of input the rest, possibly empty.
+    /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within `maxLength` bytes (default
+    ///   `maxLineLength`); the connection's failure (a reset, `EventModeError.idleTimeout`, the shutdown
+    ///   deadline); `CancellationError` when the task was cancelled.
+    public func readLine(maxLength: Int? = nil) async throws -> [UInt8] {
+        let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
+        var scanned = 0
+        while true {
+            let available = driver.input.count
+            if let newline = Self.newlineOffset(in: driver.input.readableBytes, from: scanned) {
+                guard newline < limit else { throw SocketServerError.lineTooLong(limit: limit) }
+                return take(newline + 1)
+            }
+            guard available < limit else { throw SocketServerError.lineTooLong(limit: limit) }
+            scanned = available
+            if driver.endOfInput { return take(available) }
+            try await driver.waitForInput()
+        }
+    }
+
+    /// Reads exactly `count` bytes, or fewer only at end of input; never buffers more than the mode's input
+    /// bound at once (a huge `count` is served as the bytes arrive).
+    public func read(_ count: Int) async throws -> [UInt8] {
+        let wanted = max(count, 0)
+        var result: [UInt8] = []
+        while result.count < wanted {
+            let available = driver.input.count
+            if available > 0 {
+                let taking = min(available, wanted - result.count)
+                result.append(contentsOf: UnsafeRawBufferPointer(rebasing: driver.input.readableBytes[..<taking]))
+                driver.consumeInput(taking)
+                continue
+            }
+            if driver.endOfInput { break }
+            try await driver.waitForInput()
+        }
+        return result
+    }
+
+    /// Returns what is buffered, or waits for bytes when nothing is; empty at end of input.
+    public func readAvailable() async throws -> [UInt8] {
+        while driver.input.isEmpty && !driver.endOfInput {
+            try await driver.waitForInput()
+        }
+        return take(driver.input.count)
+    }
+
+    /// The lines of the input until its end, each with its newline (the last may lack it).
+    public var lines: Lines { Lines(reader: self) }
+
+    /// The lines of an async handler's input, as an `AsyncSequence`.
+    public struct Lines: AsyncSequence {
+        /// Each line's bytes.
+        public typealias Element = [UInt8]
+        let reader: AsyncRequestReader
+
+        /// Starts reading lines.
+        public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
+
+        /// Reads the next line each time; nil at end of input.
+        public struct Iterator: AsyncIteratorProtocol {
+            let reader: AsyncRequestReader
+
+            /// The next line, or nil at end of input.
+            public mutating func next() async throws -> [UInt8]? {
+                let line = try await reader.readLine()
+                return line.isEmpty ? nil : line
+            }
+        }
+    }
+
+    /// The offset of the first `\n` at or after `start`: `memchr`, with no generic code on the hot path.
+    private static func newlineOffset(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = bytes.baseAddress, start < bytes.count else { return nil }
+        guard let found = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) else { return nil }
+        return UnsafeRawPointer(found) - base
+    }
+
+    private func take(_ count: Int) -> [UInt8] {
+        let bytes = Array(UnsafeRawBufferPointer(rebasing: driver.input.readableBytes[..<count]))
+        driver.consumeInput(count)
+        return bytes
+    }
+}

@@ -1,0 +1,37 @@
+/// An async handler's output (`wfile`): writes that return at once while the connection's queued output is
+/// under the high watermark, and otherwise suspend until the peer has taken it. Use it only from the
+/// handler's task.
+///
+/// What the socket takes goes out at once; the rest is queued by the event mode (bounded by
+/// `maxBufferedOutput`). No copy beyond that queue, no allocation per write.
+public struct AsyncRequestWriter {
+    let driver: AsyncConnectionDriver
+
+    init(driver: AsyncConnectionDriver) {
+        self.driver = driver
+    }
+
+    /// Sends `bytes`.
+    /// - Throws: the connection's failure, or `AsyncConnectionClosed`, when it no longer takes writes.
+    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        if try driver.writeNow(bytes) { try await driver.waitForOutputDrained() }
+    }
+
+    /// Sends `bytes`.
+    public func write(_ bytes: [UInt8]) async throws {
+        if try bytes.withUnsafeBytes({ try driver.writeNow($0) }) { try await driver.waitForOutputDrained() }
+    }
+
+    /// Sends `text` as UTF-8.
+    public func write(_ text: String) async throws {
+        var text = text
+        if try text.withUTF8({ try driver.writeNow(UnsafeRawBufferPointer($0)) }) {
+            try await driver.waitForOutputDrained()
+        }
+    }
+
+    /// Waits until everything written has been taken by the peer.
+    public func flush() async throws {
+        try await driver.waitForOutputDrained()
+    }
+}
