@@ -110,12 +110,11 @@ extension TCPServer {
     }
 }
 
-/// Replies after a pause, long enough for the test to close the server meanwhile.
+/// Replies once its gate opens, which the test does only while it closes the server.
 final class LateDatagramReplyHandler: DatagramRequestHandler {
-    static let started = Atomic<Int>(0)
+    static let gate = TestGate()
     override func handle() throws {
-        Self.started.add(1, ordering: .sequentiallyConsistent)
-        pause(.milliseconds(200))
+        Self.gate.wait()
         try wfile.write(packet)
     }
 }
@@ -129,13 +128,17 @@ struct DatagramCloseTests {
         let client = try Socket(family: .inet, type: .datagram)
         defer { client.close() }
         client.timeout = .seconds(10)
-        let startedBefore = LateDatagramReplyHandler.started.load(ordering: .sequentiallyConsistent)
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(20)) }
+        LateDatagramReplyHandler.gate.reset()
+        let serving = try ServingThread(server, pollInterval: .milliseconds(20))
         try client.send(Array("late reply".utf8), to: server.serverAddress)
-        #expect(eventually { LateDatagramReplyHandler.started.load(ordering: .sequentiallyConsistent) > startedBefore })
+        #expect(eventually { LateDatagramReplyHandler.gate.waiting == 1 })
         server.shutdown()
-        thread.join()
-        server.serverClose()  // joins the handler, which replies through the still-open socket
+        serving.join()
+        // serverClose joins the handler, which replies through the still-open socket.
+        let returnedEarly = try ModeTest.returnedBeforeGateOpened(LateDatagramReplyHandler.gate) {
+            server.serverClose()
+        }
+        #expect(!returnedEarly, "serverClose returned with the request in flight")
         #expect(server.fileDescriptor == -1)
         let (reply, _) = try client.receiveFrom(maxLength: 100)
         #expect(String(decoding: reply, as: UTF8.self) == "late reply")

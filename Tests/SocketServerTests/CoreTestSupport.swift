@@ -39,14 +39,11 @@ final class CallLog: Sendable {
     func record(_ entry: String) { entries.withLock { $0.append(entry) } }
     var all: [String] { entries.withLock { $0 } }
     func count(_ entry: String) -> Int { entries.withLock { $0.filter { $0 == entry }.count } }
+    func clear() { entries.withLock { $0.removeAll() } }
 }
 
-/// The number of threads in this process.
-func threadCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
-}
-
-/// Sleeps the calling thread.
+/// Sleeps the calling thread. Tests use it to pace a client or to hold a handler, never to wait for a
+/// condition (that is `eventually`).
 func pause(_ duration: Duration) {
     let (seconds, attoseconds) = duration.components
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
@@ -54,7 +51,8 @@ func pause(_ duration: Duration) {
     while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
 }
 
-/// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held.
+/// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held. The one way the
+/// tests wait for something to happen.
 func eventually(within limit: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + limit
@@ -63,4 +61,24 @@ func eventually(within limit: Duration = .seconds(10), _ condition: () -> Bool) 
         pause(.milliseconds(5))
     }
     return condition()
+}
+
+/// Runs `body` on a thread of its own and waits at most `limit` for it to return: for checks whose point is
+/// "does not hang", with a bound far above any honest duration. When `body` has not returned in time,
+/// `unblock` runs (it must make `body` return, for example by closing what it waits for), the thread is
+/// joined, and the result is false.
+func returns(
+    within limit: Duration,
+    unblock: () -> Void = {},
+    _ body: @escaping @Sendable () -> Void
+) throws -> Bool {
+    let finished = EventFlag()
+    let thread = try OSThread {
+        body()
+        finished.set()
+    }
+    let inTime = eventually(within: limit) { finished.isSet }
+    if !inTime { unblock() }
+    thread.join()
+    return inTime
 }

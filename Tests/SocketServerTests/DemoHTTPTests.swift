@@ -277,9 +277,8 @@ struct DemoHTTPTests {
         }
     }
 
-    @Test("IPv6: GET over [::1]")
+    @Test("IPv6: GET over [::1]", .enabled(if: ipv6LoopbackAvailable, "::1 cannot be bound on this machine"))
     func ipv6() throws {
-        guard ipv6LoopbackAvailable else { return }
         let fixture = try HTTPFixture()
         defer { fixture.cleanup() }
         try withDemo(["http", "--host", "::1", "--port", "0", "--directory", fixture.root]) { demo throws in

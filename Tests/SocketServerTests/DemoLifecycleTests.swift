@@ -61,8 +61,8 @@ struct DemoLifecycleTests {
         try client.send("warm-up\n")
         #expect(try client.readLine() == "warm-up\n")
         try client.send("first\nsecond\n")
-        // Let the server start on the first line (it sleeps 300 ms per line), then ask it to stop.
-        usleep(100_000)
+        // Once the server is in its 300 ms pause on the first line, ask it to stop.
+        #expect(eventually(within: .seconds(20)) { demo.isPausingInAHandler }, "the first line is being handled")
         demo.send(SIGTERM)
         #expect(try client.readLine() == "first\n")
         #expect(try client.readLine() == "second\n")
@@ -95,7 +95,7 @@ struct DemoLifecycleTests {
         try socket.send(Array("warm-up".utf8), to: try demo.socketAddress())
         _ = try socket.receiveFrom(maxLength: 1024)
         try socket.send(Array("in flight".utf8), to: try demo.socketAddress())
-        usleep(300_000)
+        #expect(eventually(within: .seconds(20)) { demo.isPausingInAHandler }, "the datagram is being handled")
         demo.send(SIGTERM)
         let (reply, _) = try socket.receiveFrom(maxLength: 1024)
         #expect(String(decoding: reply, as: UTF8.self) == "in flight")
@@ -134,16 +134,17 @@ struct DemoLifecycleTests {
 
     @Test("a second signal ends the process at once, with status 1")
     func secondSignal() throws {
-        let demo = try DemoProcess(["echo", "--port", "0", "--delay-ms", "5000"])
+        // The first signal waits for a request that takes a minute; the second must not.
+        let demo = try DemoProcess(["echo", "--port", "0", "--delay-ms", "60000"])
         defer { demo.stop(SIGKILL) }
         let client = try TestClient(connectingTo: try demo.socketAddress(), timeout: .seconds(20))
         defer { client.close() }
         try client.send("slow\n")
-        usleep(150_000)
+        #expect(eventually(within: .seconds(20)) { demo.isPausingInAHandler }, "the request is being handled")
         demo.send(SIGTERM)
-        usleep(150_000)
+        #expect(demo.waitForLog("shutting down"), "the first signal started the shutdown")
         demo.send(SIGINT)
-        #expect(demo.waitForExit(timeout: .seconds(4)) == 1)
+        #expect(demo.waitForExit(timeout: .seconds(30)) == 1, "stderr: \(demo.standardError)")
     }
 
     @Test("the address is in use: a clear error and a non-zero status")

@@ -283,6 +283,49 @@ final class DemoProcess {
     }
 }
 
+extension DemoProcess {
+    /// Whether a thread of the demo, or of a process it forked, sleeps in `nanosleep`: a handler is in its
+    /// `--delay-ms` pause, so the request it is handling has been read. (Nothing else in the demo sleeps
+    /// that way: loops wait in epoll, workers on futexes, the signal watcher in sigwait.)
+    var isPausingInAHandler: Bool {
+        var pending: [pid_t] = [pid]
+        var seen = Set<pid_t>()
+        while let process = pending.popLast() {
+            guard seen.insert(process).inserted else { continue }
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/task")) ?? []
+            for task in tasks {
+                let base = "/proc/\(process)/task/\(task)"
+                if Self.sleepsInNanosleep(base) { return true }
+                let children = (try? String(contentsOfFile: base + "/children", encoding: .utf8)) ?? ""
+                pending += children.split(separator: " ").compactMap { pid_t($0) }
+            }
+        }
+        return false
+    }
+
+    private static func sleepsInNanosleep(_ task: String) -> Bool {
+        if let channel = try? String(contentsOfFile: task + "/wchan", encoding: .utf8), channel.contains("nanosleep") {
+            return true
+        }
+        // Where wchan is hidden, the system call the thread is blocked in.
+        guard let call = try? String(contentsOfFile: task + "/syscall", encoding: .utf8),
+            let number = call.split(separator: " ").first.flatMap({ Int($0) })
+        else { return false }
+        #if arch(x86_64)
+            return number == 35 || number == 230
+        #elseif arch(arm64)
+            return number == 101 || number == 115
+        #else
+            return false
+        #endif
+    }
+
+    /// Waits (bounded) until the server has logged `text` to stderr.
+    func waitForLog(_ text: String, within limit: Duration = .seconds(20)) -> Bool {
+        eventually(within: limit) { standardError.contains(text) }
+    }
+}
+
 /// Starts the demo, runs `body` with it, and always stops it; the exit status must be 0.
 func withDemo<Result>(
     _ arguments: [String],

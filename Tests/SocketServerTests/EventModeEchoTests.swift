@@ -24,8 +24,8 @@ struct EventModeEchoTests {
         #expect(server.fileDescriptor == -1)
     }
 
-    @Test func tcpIPv6Echo() throws {
-        guard ipv6LoopbackAvailable else { return }
+    @Test(.enabled(if: ipv6LoopbackAvailable, "::1 cannot be bound on this machine"))
+    func tcpIPv6Echo() throws {
         let server = try TCPServer(
             .loopbackIPv6(),
             eventHandler: EventLineEcho.self,

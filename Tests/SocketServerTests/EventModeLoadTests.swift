@@ -53,8 +53,48 @@ struct EventModeLoadTests {
         }
     }
 
-    @Test func defaultLoopCountFollowsTheCPUs() {
-        #expect(EventMode.Configuration().loops == EventLoopGroup.availableProcessorCount)
+    /// Checked against what the kernel reports in /proc (parsed here, independently of the library's
+    /// `sched_getaffinity` call), and on threads pinned to one and two CPUs, where the default must follow
+    /// the smaller mask.
+    @Test func defaultLoopCountFollowsTheCPUs() throws {
+        let allowed = try allowedCPUs()
+        #expect(EventMode.Configuration().loops == allowed.count)
+        for subset in [Array(allowed.prefix(1)), Array(allowed.prefix(2))] {
+            let loops = SanitizedMutex(0)
+            let thread = try OSThread {
+                // A 1,024-CPU mask, glibc's cpu_set_t.
+                var mask = [UInt64](repeating: 0, count: 16)
+                for cpu in subset { mask[cpu / 64] |= 1 << UInt64(cpu % 64) }
+                guard let setAffinity = sched_setaffinity,
+                    mask.withUnsafeBytes({ setAffinity(0, $0.count, $0.baseAddress) }) == 0
+                else { return }
+                let count = EventMode.Configuration().loops
+                loops.withLock { $0 = count }
+            }
+            thread.join()
+            #expect(loops.withLock { $0 } == subset.count, "pinned to CPUs \(subset)")
+        }
         #expect(EventMode.Configuration(loops: 0).loops == 1)
     }
 }
+
+/// The CPUs the calling thread may run on, from `Cpus_allowed_list` in /proc/thread-self/status ("0-3,6").
+private func allowedCPUs() throws -> [Int] {
+    let status = try String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else {
+        throw SocketError(operation: "Cpus_allowed_list", code: ENOENT)
+    }
+    var cpus: [Int] = []
+    for range in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+        let bounds = range.split(separator: "-").compactMap { Int($0) }
+        guard let first = bounds.first, let last = bounds.last else { continue }
+        cpus += Array(first...last)
+    }
+    return cpus
+}
+
+/// glibc's `sched_setaffinity`, which Swift's Glibc module hides behind `_GNU_SOURCE`.
+private let sched_setaffinity: (@convention(c) (pid_t, Int, UnsafeRawPointer?) -> Int32)? = {
+    guard let symbol = dlsym(nil, "sched_setaffinity") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (pid_t, Int, UnsafeRawPointer?) -> Int32).self)
+}()

@@ -124,3 +124,14 @@ final class EventFlag: Sendable {
     func set() { value.store(true, ordering: .sequentiallyConsistent) }
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
 }
+
+/// Whether `socket` has something to read (data, or the peer's end of file or reset) within `wait`.
+func isReadable(_ socket: Socket, within wait: Duration = .zero) -> Bool {
+    let milliseconds = Int32(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+    var entry = pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
+    while true {
+        let result = poll(&entry, 1, milliseconds)
+        if result < 0 && errno == EINTR { continue }
+        return result > 0
+    }
+}

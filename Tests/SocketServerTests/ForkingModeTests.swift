@@ -20,6 +20,12 @@ private func forkUnrelatedChild(exitingAfter delay: Duration) throws -> pid_t {
     return pid
 }
 
+/// Whether `pid`, a child of this process, has exited (is a zombie), without reaping it.
+private func hasExited(_ pid: pid_t) -> Bool {
+    var info = siginfo_t()
+    return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
+}
+
 /// Sends the first line of a `HoldingHandler` conversation and returns the child's pid from the reply.
 private func startHeldRequest(_ client: TestClient, line: String = "hold\n") throws -> pid_t? {
     try client.send(line)
@@ -30,19 +36,16 @@ private func startHeldRequest(_ client: TestClient, line: String = "hold\n") thr
     "Forking mode", .serialized,
     .disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
 struct ForkingModeTests {
-    @Test func slowRequestsOverlap() throws {
+    @Test func requestsOverlap() throws {
         let watchdog = try ForkWatchdog()
         defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let clients = 8
-        let server = try ForkingTCPServer(.loopback(), handler: SlowEchoHandler.self)
-        let elapsed = try withServing(server) { server throws in
-            try ModeTest.timed {
-                let replies = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: clients)
-                #expect(replies == Array(repeating: "slow\n", count: clients))
-            }
+        let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
+        let pids = try withServing(server) { server throws in
+            try ModeTest.heldRequestsOverlap(at: server.serverAddress, count: clients)
         }
-        #expect(elapsed < .milliseconds(1000), "took \(elapsed); sequential would take 1.6 s")
+        #expect(Set(pids).count == clients && !pids.contains(getpid()), "a child per request: \(pids)")
         #expect(server.activeChildren.isEmpty)
         before.expectNothingLeft()
     }
@@ -68,7 +71,7 @@ struct ForkingModeTests {
             try failing.send("fail\n")
             #expect(try failing.readToEnd() == "", "the child's shutdownRequest ends the connection")
             failing.close()
-            #expect(ModeTest.waitUntil { exits.all.count == 2 })
+            #expect(eventually { exits.all.count == 2 })
         }
         let recorded = exits.all
         #expect(recorded.count == 2)
@@ -84,16 +87,22 @@ struct ForkingModeTests {
         let unrelated = try forkUnrelatedChild(exitingAfter: .milliseconds(300))
         let server = try ForkingTCPServer(.loopback(), handler: ProcessEchoHandler.self)
         try withServing(server) { server throws in
-            // Keep serving (and reaping) until well after the unrelated child has exited.
+            // Serve (and reap) while the unrelated child runs and after it has exited: requests until it is a
+            // zombie, bounded in count and time, then a few more.
             let clock = ContinuousClock()
-            let until = clock.now + .milliseconds(700)
-            while clock.now < until {
+            let deadline = clock.now + .seconds(20)
+            var afterExit = 0
+            var requests = 0
+            while afterExit < 3 && requests < 2_000 && clock.now < deadline {
+                if hasExited(unrelated) { afterExit += 1 }
                 let client = try TestClient(connectingTo: server.serverAddress)
                 try client.send("ping\n")
                 #expect(try client.readLine().hasSuffix(" ping\n"))
                 client.close()
-                ModeTest.sleep(.milliseconds(50))
+                requests += 1
             }
+            #expect(afterExit == 3, "the unrelated child did not exit")
+            #expect(eventually { server.activeChildren.isEmpty }, "the server's own children are reaped")
             server.collectChildren(blocking: false)
         }
         #expect(!server.activeChildren.contains(unrelated))
@@ -121,7 +130,7 @@ struct ForkingModeTests {
                 client.close()
             }
             // No further requests: the children must still be reaped, not left as zombies.
-            #expect(ModeTest.waitUntil(within: .seconds(5)) { server.activeChildren.isEmpty })
+            #expect(eventually(within: .seconds(5)) { server.activeChildren.isEmpty })
             for pid in pids { #expect(ModeTest.processIsGone(pid), "child \(pid) is still a zombie") }
         }
         #expect(pids.count == 3)
@@ -142,8 +151,8 @@ struct ForkingModeTests {
         client.close()
         #expect(server.activeChildren.count == 1, "handleRequest alone does not reap")
         server.timeout = .milliseconds(100)
-        // The child has closed the connection and is about to exit; give it a moment to become a zombie.
-        ModeTest.sleep(.milliseconds(100))
+        // The child has closed the connection and is about to exit: wait until it is a zombie.
+        if let pid { #expect(eventually { hasExited(pid) }) }
         try server.handleRequest()
         #expect(server.activeChildren.isEmpty, "handleTimeout reaps")
         if let pid { #expect(ModeTest.processIsGone(pid)) }
@@ -166,12 +175,13 @@ struct ForkingModeTests {
             }
             #expect(try startHeldRequest(first) != nil)
             #expect(try startHeldRequest(second) != nil)
-            #expect(mode.activeChildren.count == 2)
+            // A child can answer before the parent, back from fork(), has recorded it.
+            #expect(eventually { mode.activeChildren.count == 2 })
 
             let third = try TestClient(connectingTo: server.serverAddress)
             defer { third.close() }
             try third.send("hold\n")
-            ModeTest.sleep(.milliseconds(300))
+            #expect(server.waitForLoopToPassTheBacklog(), "the serving loop stopped")
             #expect(server.accepted == 2, "a third child was forked past maxChildren")
             #expect(mode.activeChildren.count == 2)
             #expect(!mode.isAcceptingRequests)
@@ -196,24 +206,27 @@ struct ForkingModeTests {
         defer { watchdog.stop() }
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         let client = try TestClient(connectingTo: server.serverAddress)
         defer { client.close() }
         let pid = try startHeldRequest(client)
         server.shutdown()
-        thread.join()
+        serving.join()
         let closed = TestGate()
+        let childGoneAtReturn = EventFlag()
         let closer = try OSThread {
             server.serverClose()
+            if let pid, ModeTest.processIsGone(pid) { childGoneAtReturn.set() }
             closed.open()
         }
-        ModeTest.sleep(.milliseconds(300))
+        // A window only for the negative check; the ordering check below needs none.
+        pause(.milliseconds(300))
         #expect(!closed.isOpened, "serverClose returned with a child alive")
         try client.send("bye\n")
         #expect(try client.readLine() == "bye\n")
         closer.join()
+        #expect(childGoneAtReturn.isSet, "serverClose returned before it had reaped the child")
         #expect(server.activeChildren.isEmpty)
-        if let pid { #expect(ModeTest.processIsGone(pid)) }
         client.close()
         before.expectNothingLeft()
     }
@@ -224,14 +237,18 @@ struct ForkingModeTests {
         let before = ResourceSnapshot()
         let server = try ForkingTCPServer(.loopback(), handler: HoldingHandler.self)
         server.blockOnClose = false
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         let client = try TestClient(connectingTo: server.serverAddress)
         defer { client.close() }
         let pid = try startHeldRequest(client)
+        #expect(eventually { server.activeChildren.count == 1 })
         server.shutdown()
-        thread.join()
-        let closing = ModeTest.timed { server.serverClose() }
-        #expect(closing < .milliseconds(200))
+        serving.join()
+        // The child holds until it gets "bye", so a serverClose that waited for it would never return.
+        let returned = try returns(within: .seconds(30), unblock: { try? client.send("bye\n") }) {
+            server.serverClose()
+        }
+        #expect(returned, "serverClose waited for a running child")
         #expect(server.activeChildren.count == 1)
         try client.send("bye\n")
         #expect(try client.readLine() == "bye\n")
@@ -297,7 +314,7 @@ struct ForkingWithExternalClientsTests {
                 printf 'fail\\n' | nc -N -w 10 127.0.0.1 \(port) > \(directory.path)/fail
                 wait
                 """)
-            #expect(ModeTest.waitUntil { exits.all.count == 4 })
+            #expect(eventually { exits.all.count == 4 })
             return status
         }
         #expect(status == 0)

@@ -91,7 +91,11 @@ final class WriteAfterResetHandler: StreamRequestHandler {
     nonisolated(unsafe) static var buffered = false
     override func handle() throws {
         _ = try rfile.readLine()
-        pause(.milliseconds(100))
+        let descriptor = connection.fileDescriptor
+        _ = eventually {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            return poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLERR | POLLHUP) != 0
+        }
         for _ in 0..<(Self.buffered ? 4 : 64) { try wfile.write([UInt8](repeating: 7, count: 65536)) }
     }
 }

@@ -9,25 +9,6 @@ import Testing
 
 /// Helpers shared by the concurrency-mode tests (threading, forking, pool, named servers).
 enum ModeTest {
-    /// Sleeps the calling thread.
-    static func sleep(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
-    }
-
-    /// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held.
-    static func waitUntil(within limit: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now + limit
-        while clock.now < deadline {
-            if condition() { return true }
-            sleep(.milliseconds(5))
-        }
-        return condition()
-    }
-
     /// How long `body` took.
     static func timed(_ body: () throws -> Void) rethrows -> Duration {
         let clock = ContinuousClock()
@@ -156,6 +137,26 @@ enum ModeTest {
         }
     }
 
+    /// Starts a `HoldingHandler` request on each of `count` fresh connections and reads every first reply
+    /// before ending any request: every handler is then running at once, which a server that does not
+    /// overlap requests cannot show however fast it is (its second reply never comes, and the read times
+    /// out). Ends the requests and returns the process ids that replied.
+    static func heldRequestsOverlap(at address: SocketAddress, count: Int) throws -> [pid_t] {
+        var clients: [TestClient] = []
+        defer { for client in clients { client.close() } }
+        for _ in 0..<count { clients.append(try TestClient(connectingTo: address)) }
+        var pids: [pid_t] = []
+        for client in clients {
+            try client.send("hold\n")
+            pids.append(pid_t(try client.readLine().dropLast()) ?? -1)
+        }
+        for client in clients {
+            try client.send("bye\n")
+            #expect(try client.readLine() == "bye\n")
+        }
+        return pids
+    }
+
     /// Sends `line` on fresh connections to `address`, all at once, and returns the replies in order.
     /// Used to show requests overlap (or do not).
     static func concurrentRoundTrips(to address: SocketAddress, count: Int, line: String = "slow\n") throws -> [String] {
@@ -179,6 +180,7 @@ struct ResourceSnapshot {
         children = Self.childProcesses()
     }
 
+    /// The number of threads in this process.
     static func threadCount() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
     }
@@ -202,7 +204,7 @@ struct ResourceSnapshot {
     /// a detached thread exits just after its last line). Waits at most 5 s.
     func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
         var now = ResourceSnapshot()
-        _ = ModeTest.waitUntil(within: .seconds(5)) {
+        _ = eventually(within: .seconds(5)) {
             now = ResourceSnapshot()
             return now.descriptors <= descriptors && now.threads <= threads && now.children.isSubset(of: children)
         }
@@ -231,7 +233,7 @@ final class TestGate: Sendable {
 
     func wait() {
         arrivals.add(1, ordering: .sequentiallyConsistent)
-        _ = ModeTest.waitUntil(within: .seconds(10)) { isOpen.load(ordering: .sequentiallyConsistent) }
+        _ = eventually(within: .seconds(10)) { isOpen.load(ordering: .sequentiallyConsistent) }
     }
 }
 
@@ -240,7 +242,7 @@ final class SlowEchoHandler: StreamRequestHandler {
     static let delay = Duration.milliseconds(200)
     override func handle() throws {
         let line = try rfile.readLine()
-        ModeTest.sleep(Self.delay)
+        pause(Self.delay)
         try wfile.write(line)
     }
 }
@@ -289,12 +291,64 @@ final class HoldingHandler: StreamRequestHandler {
 /// parent process).
 final class AcceptCountingServer: TCPServer, @unchecked Sendable {
     private let acceptedCount = Atomic(0)
+    private let tickCount = Atomic(0)
+    private let requestSinceLastActions = Atomic(false)
     var accepted: Int { acceptedCount.load(ordering: .sequentiallyConsistent) }
 
     override func getRequest() throws -> (Request, SocketAddress) {
+        requestSinceLastActions.store(true, ordering: .sequentiallyConsistent)
         let request = try super.getRequest()
         acceptedCount.add(1, ordering: .sequentiallyConsistent)
         return request
+    }
+
+    /// Counts the calls made by the poll-interval ticker (one per loop iteration at most), not those that
+    /// follow a request.
+    override func serviceActions() {
+        super.serviceActions()
+        if !requestSinceLastActions.exchange(false, ordering: .sequentiallyConsistent) {
+            tickCount.add(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Waits until `serveForever`'s loop has surely run a whole iteration that began after this call, so a
+    /// connection already in the backlog would have been accepted by now if the listener were enabled; false
+    /// when the loop stopped ticking (for 10 s).
+    ///
+    /// The ticker fires at most once per loop iteration. The first tick counted may come from an iteration
+    /// that polled before this call; the second comes from a later iteration, which polled after it but may
+    /// run the listener's callback after the tick; the third comes later still, so that iteration has
+    /// finished. Unlike a sleep, this cannot pass early on a slow machine.
+    func waitForLoopToPassTheBacklog() -> Bool {
+        let start = tickCount.load(ordering: .sequentiallyConsistent)
+        return eventually { tickCount.load(ordering: .sequentiallyConsistent) >= start + 3 }
+    }
+}
+
+extension ModeTest {
+    /// Runs `body` (a `serverClose()` or `shutdown()` that must wait for a handler held at `gate`) and opens
+    /// the gate from another thread once `window` has passed since `body` began; returns whether `body`
+    /// returned before the gate opened, which a call that waits cannot do. (A machine slow enough to stall
+    /// `body` for the whole window could hide a call that does not wait, never fail one that does.)
+    static func returnedBeforeGateOpened(
+        _ gate: TestGate,
+        window: Duration = .milliseconds(300),
+        _ body: () -> Void
+    ) throws -> Bool {
+        let started = TestGate()
+        let returned = EventFlag()
+        let returnedEarly = EventFlag()
+        let opener = try OSThread {
+            started.wait()
+            pause(window)
+            if returned.isSet { returnedEarly.set() }
+            gate.open()
+        }
+        started.open()
+        body()
+        returned.set()
+        opener.join()
+        return returnedEarly.isSet
     }
 }
 

@@ -4,8 +4,11 @@ import Testing
 
 @testable import SocketServer
 
-/// Counts requests and can hold each one for a while, to open a window for races.
+/// Counts requests. On "hold" it waits at `holdGate`; on "stop" it waits at `stopGate`, then calls
+/// `shutdown()` from the serving thread before it replies.
 final class CountingHandler: StreamRequestHandler {
+    static let holdGate = TestGate()
+    static let stopGate = TestGate()
     static let handled = SanitizedMutex<[String: Int]>([:])
     static func count(for server: BaseServer) -> Int {
         handled.withLock { $0["\(server.serverAddress)"] ?? 0 }
@@ -13,7 +16,11 @@ final class CountingHandler: StreamRequestHandler {
 
     override func handle() throws {
         let line = try rfile.readLine()
-        if line == Array("slow\n".utf8) { pause(.milliseconds(300)) }
+        if line == Array("hold\n".utf8) { Self.holdGate.wait() }
+        if line == Array("stop\n".utf8) {
+            Self.stopGate.wait()
+            server.shutdown()
+        }
         Self.handled.withLock { $0["\(server.serverAddress)", default: 0] += 1 }
         try wfile.write(line)
     }
@@ -32,44 +39,53 @@ struct ServeShutdownTests {
     @Test func shutdownWakesTheLoopAtOnceWhateverThePollInterval() throws {
         let server = try TCPServer(.loopback(), handler: CountingHandler.self)
         defer { server.serverClose() }
-        let thread = try OSThread { try? server.serveForever(pollInterval: .seconds(3600)) }
+        let serving = try ServingThread(server, pollInterval: .seconds(3600))
         #expect(eventually { server.isServing })
-        let clock = ContinuousClock()
-        let started = clock.now
-        server.shutdown()
-        let took = clock.now - started
-        thread.join()
+        // With an hour-long poll interval a polling loop would not return for an hour; 30 s is "at once" for
+        // a loaded CI box. If it hangs, a connection wakes the loop so that the test can end.
+        let returned = try returns(
+            within: .seconds(30),
+            unblock: { _ = try? TestClient(connectingTo: server.serverAddress).close() }
+        ) { server.shutdown() }
+        #expect(returned, "shutdown() waited for the poll interval")
+        serving.join()
         #expect(!server.isServing)
-        // With an hour-long poll interval a polling loop would never return; generous bound for a loaded CI box.
-        #expect(took < .seconds(5))
     }
 
     @Test func shutdownBlocksUntilTheCurrentRequestFinishes() throws {
         let server = try TCPServer(.loopback(), handler: CountingHandler.self)
         defer { server.serverClose() }
-        let thread = try OSThread { try? server.serveForever() }
-        defer { thread.join() }
+        CountingHandler.holdGate.reset()
+        let serving = try ServingThread(server, pollInterval: .milliseconds(500))
+        defer { serving.join() }
         let client = try TestClient(connectingTo: server.serverAddress)
-        try client.send("slow\n")
-        #expect(eventually { server.isServing })
-        pause(.milliseconds(50))
-        server.shutdown()
+        try client.send("hold\n")
+        #expect(eventually { CountingHandler.holdGate.waiting == 1 }, "the request is in flight")
+        let returnedEarly = try ModeTest.returnedBeforeGateOpened(CountingHandler.holdGate) {
+            server.shutdown()
+        }
+        #expect(!returnedEarly, "shutdown returned while the request ran")
+        #expect(CountingHandler.count(for: server) == 1, "the request finished before shutdown returned")
         #expect(!server.isServing, "shutdown returns only after serveForever has")
-        #expect(try client.readLine() == "slow\n", "the request in flight completed")
+        #expect(try client.readLine() == "hold\n", "the request in flight completed")
     }
 
     @Test func aConnectionReadyDuringShutdownIsNotHandledAfterItReturns() throws {
         let server = try TCPServer(.loopback(), handler: CountingHandler.self)
         defer { server.serverClose() }
-        let thread = try OSThread { try? server.serveForever() }
+        CountingHandler.stopGate.reset()
+        let serving = try ServingThread(server, pollInterval: .milliseconds(500))
         let busy = try TestClient(connectingTo: server.serverAddress)
-        try busy.send("slow\n")
-        pause(.milliseconds(50))
-        // Arrives while the slow request runs: readable when the loop regains control, but shutdown came first.
+        try busy.send("stop\n")
+        #expect(eventually { CountingHandler.stopGate.waiting == 1 }, "the request runs")
+        // Arrives while the request runs, which then asks the loop to stop: the late connection is readable
+        // when the loop regains control, but the shutdown came first. (Asked from the serving thread, so that
+        // no timing decides whether it comes before the loop looks at the listener again.)
         let late = try TestClient(connectingTo: server.serverAddress)
         try late.send("late\n")
-        server.shutdown()
-        thread.join()
+        CountingHandler.stopGate.open()
+        #expect(try busy.readLine() == "stop\n")
+        serving.join()
         #expect(CountingHandler.count(for: server) == 1)
         // The late connection is still queued; a new serveForever handles it.
         try server.handleRequest()
@@ -87,41 +103,41 @@ struct ServeShutdownTests {
     @Test func shutdownFromTheServingThreadStopsCleanly() throws {
         let server = try TCPServer(.loopback(), handler: SelfStoppingHandler.self)
         defer { server.serverClose() }
-        let thread = try OSThread { try? server.serveForever() }
+        let serving = try ServingThread(server, pollInterval: .milliseconds(500))
         let client = try TestClient(connectingTo: server.serverAddress)
         #expect(try client.readLine() == "stopping\n")
-        thread.join()
+        serving.join()
         #expect(!server.isServing)
     }
 
     @Test func serveForeverCanRunAgainAfterShutdown() throws {
         let server = try TCPServer(.loopback(), handler: CountingHandler.self)
         for _ in 0..<3 {
-            let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(10)) }
+            let serving = try ServingThread(server, pollInterval: .milliseconds(10))
             let client = try TestClient(connectingTo: server.serverAddress)
             try client.send("again\n")
             #expect(try client.readLine() == "again\n")
             server.shutdown()
-            thread.join()
+            serving.join()
         }
         server.serverClose()
     }
 
     @Test func twentyServersStartedAndShutDownAtOnceAllReturn() throws {
         let descriptorsBefore = openDescriptorCount()
-        let threadsBefore = threadCount()
+        let threadsBefore = ResourceSnapshot.threadCount()
         var servers: [TCPServer] = []
-        var threads: [OSThread] = []
+        var threads: [ServingThread] = []
         for _ in 0..<20 {
             let server = try TCPServer(.loopback(), handler: CountingHandler.self)
             servers.append(server)
-            threads.append(try OSThread { try? server.serveForever(pollInterval: .milliseconds(10)) })
+            threads.append(try ServingThread(server, pollInterval: .milliseconds(10)))
             server.shutdown()
         }
         for thread in threads { thread.join() }
         for server in servers { server.serverClose() }
         servers.removeAll()
         #expect(openDescriptorCount() == descriptorsBefore)
-        #expect(eventually { threadCount() <= threadsBefore })
+        #expect(eventually { ResourceSnapshot.threadCount() <= threadsBefore })
     }
 }

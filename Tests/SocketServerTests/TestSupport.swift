@@ -5,19 +5,62 @@ import Testing
 
 @testable import SocketServer
 
+/// `serveForever` on a thread of its own. `join()` waits for it and records what it threw as an issue of the
+/// test that started it, so that a server that stopped serving fails the test instead of leaving it to wait
+/// for a client timeout with the cause swallowed.
+final class ServingThread: Sendable {
+    private final class Outcome: Sendable {
+        let failure = Mutex<(any Error)?>(nil)
+        let returned = Atomic(false)
+    }
+
+    private let thread: OSThread
+    private let outcome: Outcome
+    private let sourceLocation: SourceLocation
+
+    init(
+        _ server: BaseServer,
+        pollInterval: Duration = .milliseconds(50),
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let outcome = Outcome()
+        self.outcome = outcome
+        self.sourceLocation = sourceLocation
+        thread = try OSThread {
+            do {
+                try server.serveForever(pollInterval: pollInterval)
+            } catch {
+                outcome.failure.withLock { $0 = error }
+            }
+            outcome.returned.store(true, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Whether `serveForever` has returned (or thrown).
+    var hasReturned: Bool { outcome.returned.load(ordering: .sequentiallyConsistent) }
+
+    /// What `serveForever` threw, once it has returned.
+    var error: (any Error)? { outcome.failure.withLock { $0 } }
+
+    /// Waits for the thread; records the error `serveForever` threw, if any.
+    func join() {
+        thread.join()
+        if let error { Issue.record("serveForever threw: \(error)", sourceLocation: sourceLocation) }
+    }
+}
+
 /// Runs `server.serveForever` on its own thread for the duration of `body`, then shuts it down, joins the
-/// thread and closes the server.
+/// thread (recording what `serveForever` threw) and closes the server.
 func withServing<Server: BaseServer, Result>(
     _ server: Server,
     pollInterval: Duration = .milliseconds(50),
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (Server) throws -> Result
 ) throws -> Result {
-    let thread = try OSThread {
-        try? server.serveForever(pollInterval: pollInterval)
-    }
+    let serving = try ServingThread(server, pollInterval: pollInterval, sourceLocation: sourceLocation)
     defer {
         server.shutdown()
-        thread.join()
+        serving.join()
         server.serverClose()
     }
     return try body(server)

@@ -22,18 +22,15 @@ final class PoolErrorServer: TCPServer, @unchecked Sendable {
 
 @Suite("Thread pool mode", .serialized)
 struct ThreadPoolModeTests {
-    @Test func slowRequestsOverlapUpToTheWorkerCount() throws {
+    @Test func requestsOverlapUpToTheWorkerCount() throws {
         let before = ResourceSnapshot()
         let clients = 8
         let mode = ThreadPoolMode(workers: clients)
-        let server = try TCPServer(.loopback(), handler: SlowEchoHandler.self, mode: mode)
-        let elapsed = try withServing(server) { server throws in
-            try ModeTest.timed {
-                let replies = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: clients)
-                #expect(replies == Array(repeating: "slow\n", count: clients))
-            }
+        let server = try TCPServer(.loopback(), handler: HoldingHandler.self, mode: mode)
+        try withServing(server) { server throws in
+            _ = try ModeTest.heldRequestsOverlap(at: server.serverAddress, count: clients)
+            #expect(mode.startedWorkers == clients)
         }
-        #expect(elapsed < .milliseconds(1000), "took \(elapsed); sequential would take 1.6 s")
         #expect(mode.startedWorkers == 0, "serverClose joins the workers")
         before.expectNothingLeft()
     }
@@ -68,14 +65,16 @@ struct ThreadPoolModeTests {
             let first = try TestClient(connectingTo: server.serverAddress)
             clients.append(first)
             try first.send("first\n")
-            #expect(ModeTest.waitUntil { GatedEchoHandler.gate.waiting == 1 })
+            #expect(eventually { GatedEchoHandler.gate.waiting == 1 })
             for name in ["second", "third", "fourth"] {
                 let client = try TestClient(connectingTo: server.serverAddress)
                 try client.send("\(name)\n")
                 clients.append(client)
             }
-            // One request runs, one waits in the queue; the rest wait in the kernel's backlog, unaccepted.
-            ModeTest.sleep(.milliseconds(300))
+            // One request runs, one waits in the queue; the rest wait in the kernel's backlog, unaccepted,
+            // while the loop keeps running.
+            #expect(eventually { server.accepted == 2 })
+            #expect(server.waitForLoopToPassTheBacklog(), "the serving loop stopped")
             #expect(server.accepted == 2)
             #expect(mode.queuedRequests == 1)
             #expect(mode.activeRequests == 1)
@@ -96,25 +95,22 @@ struct ThreadPoolModeTests {
         GatedEchoHandler.gate.reset()
         let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: policy)
         let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         var clients: [TestClient] = []
         defer { for client in clients { client.close() } }
         for index in 0..<3 {
             let client = try TestClient(connectingTo: server.serverAddress)
             try client.send("r\(index)\n")
             clients.append(client)
-            if index == 0 { #expect(ModeTest.waitUntil { GatedEchoHandler.gate.waiting == 1 }) }
+            if index == 0 { #expect(eventually { GatedEchoHandler.gate.waiting == 1 }) }
         }
-        #expect(ModeTest.waitUntil { mode.queuedRequests == 2 })
+        #expect(eventually { mode.queuedRequests == 2 })
         server.shutdown()
-        thread.join()
-        let opener = try OSThread {
-            ModeTest.sleep(.milliseconds(200))
-            GatedEchoHandler.gate.open()
+        serving.join()
+        let returnedEarly = try ModeTest.returnedBeforeGateOpened(GatedEchoHandler.gate) {
+            server.serverClose()
         }
-        let closing = ModeTest.timed { server.serverClose() }
-        opener.join()
-        #expect(closing >= .milliseconds(150), "serverClose must wait for the running request: \(closing)")
+        #expect(!returnedEarly, "serverClose must wait for the running request")
         #expect(try clients[0].readLine() == "r0\n")
         switch policy {
         case .drain:
@@ -139,7 +135,7 @@ struct ThreadPoolModeTests {
             try client.send("boom\n")
             #expect(try client.readToEnd() == "")
             client.close()
-            #expect(ModeTest.waitUntil { server.errorThreads.withLock { $0.count == 1 } })
+            #expect(eventually { server.errorThreads.withLock { $0.count == 1 } })
         }
         let handlerThread = ThreadRecordingFailingHandler.thread.withLock { $0 }
         let errorThread = server.errorThreads.withLock { $0.first }

@@ -16,6 +16,25 @@ final class ClosingProbeHandler: StreamRequestHandler {
     }
 }
 
+/// Logs when each request starts and ends; the request "one" waits at the gate first.
+final class OrderRecordingHandler: StreamRequestHandler {
+    static let gate = TestGate()
+    static let log = CallLog()
+
+    static func reset() {
+        gate.reset()
+        log.clear()
+    }
+
+    override func handle() throws {
+        let line = try rfile.readLineString().dropLast()
+        Self.log.record("start \(line)")
+        if line == "one" { Self.gate.wait() }
+        Self.log.record("end \(line)")
+        try wfile.write("\(line)\n")
+    }
+}
+
 /// Records the thread it ran on, then throws.
 final class ThreadRecordingFailingHandler: StreamRequestHandler {
     struct Failure: Error {}
@@ -49,18 +68,13 @@ final class ErrorThreadServer: ThreadingTCPServer, @unchecked Sendable {
 
 @Suite("Threading mode", .serialized)
 struct ThreadingModeTests {
-    @Test func slowRequestsOverlap() throws {
+    @Test func requestsOverlap() throws {
         let before = ResourceSnapshot()
-        let clients = 8
-        let server = try ThreadingTCPServer(.loopback(), handler: SlowEchoHandler.self)
-        let elapsed = try withServing(server) { server throws in
-            try ModeTest.timed {
-                let replies = try ModeTest.concurrentRoundTrips(to: server.serverAddress, count: clients)
-                #expect(replies == Array(repeating: "slow\n", count: clients))
-            }
+        let server = try ThreadingTCPServer(.loopback(), handler: HoldingHandler.self)
+        let pids = try withServing(server) { server throws in
+            try ModeTest.heldRequestsOverlap(at: server.serverAddress, count: 8)
         }
-        // Sequential handling takes 8 × 200 ms = 1.6 s; overlapping takes about 200 ms.
-        #expect(elapsed < .milliseconds(1000), "took \(elapsed)")
+        #expect(pids == Array(repeating: getpid(), count: 8), "threads of this process")
         before.expectNothingLeft()
     }
 
@@ -80,20 +94,18 @@ struct ThreadingModeTests {
         ClosingProbeHandler.gate.reset()
         ClosingProbeHandler.finished.store(0, ordering: .sequentiallyConsistent)
         let server = try ThreadingTCPServer(.loopback(), handler: ClosingProbeHandler.self)
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         let client = try TestClient(connectingTo: server.serverAddress)
         try client.send("hold\n")
-        #expect(ModeTest.waitUntil { ClosingProbeHandler.gate.waiting == 1 })
+        #expect(eventually { ClosingProbeHandler.gate.waiting == 1 })
         #expect(server.threadingMode.trackedThreadCount == 1)
         server.shutdown()
-        thread.join()
-        let opener = try OSThread {
-            ModeTest.sleep(.milliseconds(300))
-            ClosingProbeHandler.gate.open()
+        serving.join()
+        let returnedEarly = try ModeTest.returnedBeforeGateOpened(ClosingProbeHandler.gate) {
+            server.serverClose()
         }
-        let closing = ModeTest.timed { server.serverClose() }
-        opener.join()
-        #expect(closing >= .milliseconds(250), "serverClose returned before the handler finished: \(closing)")
+        #expect(!returnedEarly, "serverClose returned before the handler finished")
+        // The handler counts itself finished only after the gate opened: serverClose waited for it.
         #expect(ClosingProbeHandler.finished.load(ordering: .sequentiallyConsistent) == 1)
         #expect(server.threadingMode.trackedThreadCount == 0)
         #expect(try client.readLine() == "done\n")
@@ -109,20 +121,21 @@ struct ThreadingModeTests {
         let server = try ThreadingTCPServer(.loopback(), handler: ClosingProbeHandler.self)
         server.daemonThreads = daemonThreads
         server.blockOnClose = blockOnClose
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         let client = try TestClient(connectingTo: server.serverAddress)
         try client.send("hold\n")
-        #expect(ModeTest.waitUntil { ClosingProbeHandler.gate.waiting == 1 })
+        #expect(eventually { ClosingProbeHandler.gate.waiting == 1 })
         #expect(server.threadingMode.activeRequests == 1)
         #expect(server.threadingMode.trackedThreadCount == 0, "such threads are never waited for, so never tracked")
         server.shutdown()
-        thread.join()
-        let closing = ModeTest.timed { server.serverClose() }
-        #expect(closing < .milliseconds(200), "serverClose waited: \(closing)")
-        #expect(ClosingProbeHandler.finished.load(ordering: .sequentiallyConsistent) == 0)
+        serving.join()
+        server.serverClose()
+        // The gate opens only below, so a handler that already finished means serverClose waited for it
+        // (until the gate's own 10 s bound let it go).
+        #expect(ClosingProbeHandler.finished.load(ordering: .sequentiallyConsistent) == 0, "serverClose waited")
         ClosingProbeHandler.gate.open()
         #expect(try client.readLine() == "done\n")
-        #expect(ModeTest.waitUntil { server.threadingMode.activeRequests == 0 })
+        #expect(eventually { server.threadingMode.activeRequests == 0 })
         client.close()
         before.expectNothingLeft()
     }
@@ -131,13 +144,13 @@ struct ThreadingModeTests {
         let before = ResourceSnapshot()
         ClosingProbeHandler.gate.reset()
         let server = try ThreadingTCPServer(.loopback(), handler: ClosingProbeHandler.self)
-        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        let serving = try ServingThread(server)
         let client = try TestClient(connectingTo: server.serverAddress)
         try client.send("hold\n")
-        #expect(ModeTest.waitUntil { ClosingProbeHandler.gate.waiting == 1 })
+        #expect(eventually { ClosingProbeHandler.gate.waiting == 1 })
         #expect(server.threadingMode.trackedThreadCount == 1)
         server.shutdown()
-        thread.join()
+        serving.join()
         server.blockOnClose = false
         server.serverClose()
         ClosingProbeHandler.gate.open()
@@ -155,7 +168,7 @@ struct ThreadingModeTests {
             try client.send("boom\n")
             #expect(try client.readToEnd() == "", "shutdownRequest must still close the connection")
             client.close()
-            #expect(ModeTest.waitUntil { server.errorThread.withLock { $0 != nil } })
+            #expect(eventually { server.errorThread.withLock { $0 != nil } })
         }
         let handlerThread = ThreadRecordingFailingHandler.thread.withLock { $0 }
         let errorThread = server.errorThread.withLock { $0 }
@@ -182,9 +195,9 @@ struct ThreadingModeTests {
                 try client.send("client \(index)\n")
                 clients.append(client)
             }
-            #expect(ModeTest.waitUntil { GatedEchoHandler.gate.waiting == 2 })
-            // The third connection waits in the backlog: not accepted, and the loop does not spin on it.
-            ModeTest.sleep(.milliseconds(300))
+            #expect(eventually { GatedEchoHandler.gate.waiting == 2 })
+            // The third connection waits in the backlog: the loop keeps running, and does not take it.
+            #expect(server.waitForLoopToPassTheBacklog(), "the serving loop stopped")
             #expect(server.accepted == 2)
             #expect(mode.activeRequests == 2)
             #expect(!mode.isAcceptingRequests)
@@ -199,8 +212,9 @@ struct ThreadingModeTests {
 
     @Test func maxConcurrentRequestsThroughHandleRequestWaitsForASlot() throws {
         let before = ResourceSnapshot()
+        OrderRecordingHandler.reset()
         let mode = ThreadingMode(maxConcurrentRequests: 1)
-        let server = try TCPServer(.loopback(), handler: SlowEchoHandler.self, mode: mode)
+        let server = try AcceptCountingServer(.loopback(), handler: OrderRecordingHandler.self, mode: mode)
         defer { server.serverClose() }
         let first = try TestClient(connectingTo: server.serverAddress)
         let second = try TestClient(connectingTo: server.serverAddress)
@@ -212,10 +226,22 @@ struct ThreadingModeTests {
         try second.send("two\n")
         try server.handleRequest()
         #expect(mode.activeRequests == 1)
-        let waited = try ModeTest.timed { try server.handleRequest() }
-        #expect(waited >= .milliseconds(100), "the second request must wait for the first: \(waited)")
+        #expect(eventually { OrderRecordingHandler.gate.waiting == 1 }, "the first request is held")
+        // The second handleRequest takes the connection, then must wait for the held one to finish.
+        let failures = CallLog()
+        let secondRequest = try OSThread {
+            do { try server.handleRequest() } catch { failures.record("\(error)") }
+        }
+        #expect(eventually { server.accepted == 2 })
+        #expect(!eventually(within: .milliseconds(300)) { OrderRecordingHandler.log.all.contains("start two") })
+        OrderRecordingHandler.gate.open()
+        secondRequest.join()
+        #expect(failures.all.isEmpty)
         #expect(try first.readLine() == "one\n")
         #expect(try second.readLine() == "two\n")
+        #expect(eventually { OrderRecordingHandler.log.all.count == 4 })
+        // Whatever the timing: the second request started only after the first had ended.
+        #expect(OrderRecordingHandler.log.all == ["start one", "end one", "start two", "end two"])
         server.serverClose()
         first.close()
         second.close()
