@@ -163,13 +163,38 @@ struct ReadmeExampleTests {
         }
     }
 
+    @Test func async() async throws {
+        // example: async
+        final class AsyncEcho: AsyncStreamRequestHandler {
+            override func handle() async throws {
+                for try await line in rfile.lines {   // empty at end of input ends the loop
+                    try await wfile.write(line)       // returns at once below the high watermark, else waits
+                }
+            }
+        }
+
+        let server = try TCPServer(.loopback(), asyncHandler: AsyncEcho.self, configuration: .init(loops: 2))
+        // end example: async
+        let serving = Task { try await server.run() }
+        let address = server.serverAddress
+        let reply = try await Task.detached { () -> String in
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !server.isServing && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            return try roundTrip("async\n", to: address)
+        }.value
+        #expect(reply == "async\n")
+        serving.cancel()
+        try await serving.value
+        #expect(server.lifecycleState == .closed)
+    }
+
     @Test func readmeExamplesMatchTheseTests() throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let tests = try String(contentsOf: here, encoding: .utf8)
         let examples = Self.readmeExamples(readme)
-        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event"])
+        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async"])
         for example in examples {
             let copy = Self.testCopy(named: example.name, in: tests)
             #expect(copy != nil, "README example \(example.name) has no copy in \(here.lastPathComponent)")
@@ -218,5 +243,6 @@ struct ReadmeExampleTests {
 
     private static func isCompared(_ line: String) -> Bool {
         !line.isEmpty && !line.hasPrefix("import ") && !line.contains(".serveForever(")
+            && !line.contains(".run()")
     }
 }
