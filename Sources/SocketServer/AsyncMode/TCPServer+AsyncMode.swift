@@ -21,6 +21,8 @@ extension TCPServer {
     ///
     /// Works for `TCPServer` and `UnixStreamServer`; binds and listens like the main initialiser.
     /// - Parameters:
+    ///   - serverAddress: where to serve; port 0 picks a free port.
+    ///   - asyncHandler: the handler class; one instance per connection.
     ///   - configuration: the loops, limits and timeouts (as in event mode).
     ///   - serverConfiguration: the bind-time settings.
     ///   - logger: where `handleError` and diagnostics go.
