@@ -39,9 +39,17 @@ public struct EventInput {
         return UnsafeRawBufferPointer(start: start, count: length)
     }
 
-    /// Consumes and returns exactly `count` bytes; nil (consuming nothing) while fewer are buffered.
+    /// Consumes and returns exactly `count` bytes; nil (consuming nothing) while fewer are buffered, and
+    /// for a negative `count`.
+    ///
+    /// O(1), no copy, never allocates, whatever `count` is: a count taken from the peer (a length prefix)
+    /// costs nothing here. The bytes the handler leaves unconsumed while it waits for them are bounded by
+    /// the mode's `maxBufferedInput`: a peer that claims more than that is closed with
+    /// `EventModeError.inputLimitExceeded` once it has sent that much, so check a claimed length against
+    /// `maxBufferedInput` yourself to refuse it at once.
     public mutating func read(_ count: Int) -> UnsafeRawBufferPointer? {
         guard count >= 0, self.count >= count else { return nil }
+        // consumedCount + count <= bytes.count: the sum cannot overflow.
         let view = UnsafeRawBufferPointer(rebasing: bytes[consumedCount..<(consumedCount + count)])
         consumedCount += count
         return view
@@ -54,7 +62,8 @@ public struct EventInput {
         return view
     }
 
-    /// Marks the next `count` bytes (at most all of them) as consumed without looking at them.
+    /// Marks the next `count` bytes (clamped to 0 ... `count` of the unconsumed bytes) as consumed without
+    /// looking at them. O(1).
     public mutating func consume(_ count: Int) {
         consumedCount += min(max(count, 0), self.count)
     }

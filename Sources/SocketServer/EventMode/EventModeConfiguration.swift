@@ -2,36 +2,89 @@ extension EventMode {
     /// The limits and sizes of an `EventMode`; every field has a default that suits an echo-style server.
     ///
     /// Memory per connection is bounded by `maxBufferedInput + maxBufferedOutput` in the worst case; an idle
-    /// connection holds no buffer at all (about 1 KB in total).
+    /// connection holds no buffer at all (about 1 KB in total). Each loop also allocates two receive buffers
+    /// of about `readChunkSize` bytes when it starts.
+    ///
+    /// Every field is clamped to its documented range, in the initialiser and on every later assignment, so
+    /// no value (`Int.max`, a negative size) can make the mode trap or allocate without bound: the clamped
+    /// value is what a read gives back. The watermarks are kept in order when read:
+    /// `outputLowWatermark <= outputHighWatermark <= maxBufferedOutput`, whichever was set last.
     public struct Configuration: Sendable {
-        /// The number of event loops, each on its own thread. Default: the CPUs this process may use.
-        public var loops: Int
+        /// The smallest `readChunkSize`, 1 KiB.
+        public static let minReadChunkSize = 1024
+        /// The largest `readChunkSize`, 16 MiB (allocated twice per loop).
+        public static let maxReadChunkSize = 16 << 20
+        /// The longest `shutdownTimeout`, 2³² seconds (about 136 years): "for ever" without overflowing the
+        /// nanosecond deadline computed from it.
+        public static let maxShutdownTimeout = Duration.seconds(Int64(1) << 32)
+
+        private var storedLoops = 1
+        private var storedMaxConnections: Int?
+        private var storedShutdownTimeout = Duration.seconds(5)
+        private var storedReadChunkSize = 128 * 1024
+        private var storedMaxBufferedInput = 64 * 1024
+        private var storedOutputHighWatermark = 256 * 1024
+        private var storedOutputLowWatermark = 64 * 1024
+        private var storedMaxBufferedOutput = 4 * 1024 * 1024
+
+        /// The number of event loops, each on its own thread; at least 1. Default: the CPUs this process may
+        /// use.
+        public var loops: Int {
+            get { storedLoops }
+            set { storedLoops = max(newValue, 1) }
+        }
         /// Above this many open connections the server stops accepting (the listener is disabled, new
-        /// clients wait in the backlog) until one closes. Default nil: no limit but the descriptor limit.
-        public var maxConnections: Int?
+        /// clients wait in the backlog) until one closes; at least 1. Default nil: no limit but the
+        /// descriptor limit.
+        public var maxConnections: Int? {
+            get { storedMaxConnections }
+            set { storedMaxConnections = newValue.map { max($0, 1) } }
+        }
         /// A connection on which nothing is received (or, while output is queued, nothing sent) for this
         /// long is closed with `EventModeError.idleTimeout`. Default nil: never. A connection whose handler
-        /// paused reading and which has nothing queued is not timed.
+        /// paused reading and which has nothing queued is not timed. Zero or less closes at the first tick.
         public var idleTimeout: Duration?
-        /// How long `serverClose()` lets open connections finish before closing them. Default 5 seconds.
-        public var shutdownTimeout: Duration
-        /// The largest single receive, into a buffer shared by the connections of a loop. Default 128 KiB.
-        public var readChunkSize: Int
+        /// How long `serverClose()` lets open connections finish before closing them, 0 ...
+        /// `maxShutdownTimeout`. Default 5 seconds.
+        public var shutdownTimeout: Duration {
+            get { storedShutdownTimeout }
+            set { storedShutdownTimeout = min(max(newValue, .zero), Self.maxShutdownTimeout) }
+        }
+        /// The largest single receive, into a buffer shared by the connections of a loop,
+        /// `minReadChunkSize` ... `maxReadChunkSize`. Default 128 KiB.
+        public var readChunkSize: Int {
+            get { storedReadChunkSize }
+            set { storedReadChunkSize = min(max(newValue, Self.minReadChunkSize), Self.maxReadChunkSize) }
+        }
         /// The most input a handler may leave unconsumed (a partial line, a partial message); more closes
-        /// the connection with `EventModeError.inputLimitExceeded`. Default 64 KiB.
-        public var maxBufferedInput: Int
+        /// the connection with `EventModeError.inputLimitExceeded`. At least 1; `Int.max` means no limit
+        /// (the buffer then grows with what the peer sends). Default 64 KiB.
+        public var maxBufferedInput: Int {
+            get { storedMaxBufferedInput }
+            set { storedMaxBufferedInput = max(newValue, 1) }
+        }
         /// When this much output is queued for a peer that does not read, the connection stops reading.
-        /// Default 256 KiB.
-        public var outputHighWatermark: Int
-        /// Reading resumes once queued output falls to this. Default 64 KiB.
-        public var outputLowWatermark: Int
+        /// At least 1. Default 256 KiB.
+        public var outputHighWatermark: Int {
+            get { storedOutputHighWatermark }
+            set { storedOutputHighWatermark = max(newValue, 1) }
+        }
+        /// Reading resumes once queued output falls to this; 0 ... `outputHighWatermark`. Default 64 KiB.
+        public var outputLowWatermark: Int {
+            get { min(storedOutputLowWatermark, storedOutputHighWatermark) }
+            set { storedOutputLowWatermark = max(newValue, 0) }
+        }
         /// A write that would queue more than this closes the connection with
-        /// `EventModeError.outputLimitExceeded`. Default 4 MiB.
-        public var maxBufferedOutput: Int
+        /// `EventModeError.outputLimitExceeded`; at least `outputHighWatermark`. Default 4 MiB.
+        public var maxBufferedOutput: Int {
+            get { max(storedMaxBufferedOutput, storedOutputHighWatermark) }
+            set { storedMaxBufferedOutput = max(newValue, 1) }
+        }
         /// Sets `TCP_NODELAY` on accepted TCP connections, so small replies leave at once. Default true.
         public var disableNagleAlgorithm: Bool
 
-        /// The defaults, with any field overridden by its argument.
+        /// The defaults, with any field overridden by its argument (each clamped as its property says).
+        /// O(1); from any thread.
         public init(
             loops: Int? = nil,
             maxConnections: Int? = nil,
@@ -44,16 +97,16 @@ extension EventMode {
             maxBufferedOutput: Int = 4 * 1024 * 1024,
             disableNagleAlgorithm: Bool = true
         ) {
-            self.loops = max(loops ?? EventLoopGroup.availableProcessorCount, 1)
-            self.maxConnections = maxConnections.map { max($0, 1) }
             self.idleTimeout = idleTimeout
-            self.shutdownTimeout = shutdownTimeout
-            self.readChunkSize = max(readChunkSize, 1024)
-            self.maxBufferedInput = max(maxBufferedInput, 1)
-            self.outputHighWatermark = max(outputHighWatermark, 1)
-            self.outputLowWatermark = min(max(outputLowWatermark, 0), max(outputHighWatermark, 1))
-            self.maxBufferedOutput = max(maxBufferedOutput, max(outputHighWatermark, 1))
             self.disableNagleAlgorithm = disableNagleAlgorithm
+            self.loops = loops ?? EventLoopGroup.availableProcessorCount
+            self.maxConnections = maxConnections
+            self.shutdownTimeout = shutdownTimeout
+            self.readChunkSize = readChunkSize
+            self.maxBufferedInput = maxBufferedInput
+            self.outputHighWatermark = outputHighWatermark
+            self.outputLowWatermark = outputLowWatermark
+            self.maxBufferedOutput = maxBufferedOutput
         }
     }
 }

@@ -23,14 +23,19 @@ final class UnixSocketFile: @unchecked Sendable {
     /// Removes `address`'s path if a stale socket file is there (nothing accepts on it any more); leaves a
     /// live socket and any other kind of file alone, so that binding fails with `EADDRINUSE` instead of
     /// stealing another server's path or deleting user data.
+    /// A Linux abstract name has no file: nothing is removed for it (its path starts with NUL, which a C
+    /// string would cut to the empty path).
     static func removeStale(at address: SocketAddress, type: SocketType) {
-        guard let path = address.path, !path.isEmpty, isSocket(path), !isLive(address, type: type) else { return }
+        guard !address.isAbstractUnixName, let path = address.path, !path.isEmpty, isSocket(path),
+            !isLive(address, type: type)
+        else { return }
         _ = unlink(path)
     }
 
-    /// Removes the socket file the server itself bound, if it is still a socket.
+    /// Removes the socket file the server itself bound, if it is still a socket; nothing for an abstract name.
     static func removeOwn(at address: SocketAddress?) {
-        guard let path = address?.path, !path.isEmpty, isSocket(path) else { return }
+        guard let address, !address.isAbstractUnixName, let path = address.path, !path.isEmpty, isSocket(path)
+        else { return }
         _ = unlink(path)
     }
 

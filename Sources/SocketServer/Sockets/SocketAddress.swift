@@ -3,11 +3,20 @@ import Glibc
 /// An IPv4, IPv6 or Unix socket address, held in a `sockaddr_storage` (no heap allocation).
 ///
 /// Python's `server_address` and `client_address` are tuples or paths; this is the one Swift type for both.
-/// Its `description` is `127.0.0.1:8080`, `[::1]:8080` or `unix:/path` (`unix:` alone for an unnamed client).
+/// Its `description` is `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`, `unix:@name` for a Linux abstract
+/// name, or `unix:` alone for an unnamed client.
+///
+/// An address made by `loopback(port:)` or `loopbackIPv6(port:)` with a port outside 0...65535 does not
+/// trap: it keeps the port it was given (`port`, `description` show it), `validate()` throws for it, and
+/// every system call given it (`bind`, `connect`, `sendto`) fails with `EINVAL`, since it hands the kernel
+/// a zero `length`.
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     private var storage: sockaddr_storage
-    /// The number of meaningful bytes in the underlying `sockaddr`.
+    /// The number of meaningful bytes in the underlying `sockaddr`; 0 for `unspecified` and for an address
+    /// with an out-of-range port.
     public private(set) var length: socklen_t
+    /// The port a loopback address was asked for when it is outside 0...65535; nil for every usable address.
+    private var invalidPort: Int?
 
     /// An address with no family, for requests that do not come from a socket (a custom `getRequest()`).
     public static let unspecified = SocketAddress(storage: sockaddr_storage(), length: 0)
@@ -15,6 +24,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     init(storage: sockaddr_storage, length: socklen_t) {
         self.storage = storage
         self.length = length
+        self.invalidPort = nil
     }
 
     /// Parses a numeric IPv4 or IPv6 address (`"127.0.0.1"`, `"::1"`, `"[::1]"`, `"fe80::1%lo"`) and a port.
@@ -23,11 +33,11 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// addresses never touch the resolver). An empty host means every IPv4 interface, like Python's `""`.
     /// - Throws: `SocketServerError.invalidAddress` for a port outside 0...65535 or an unknown host.
     public init(host: String, port: Int) throws {
-        guard (0...65535).contains(port) else { throw SocketServerError.invalidAddress("\(host):\(port)") }
+        guard let validPort = UInt16(exactly: port) else { throw SocketServerError.invalidAddress("\(host):\(port)") }
         var name = host
         if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
         if name.isEmpty { name = "0.0.0.0" }
-        if let address = Self.numeric(name, port: port) {
+        if let address = Self.numeric(name, port: validPort) {
             self = address
             return
         }
@@ -37,14 +47,29 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self = resolved
     }
 
-    /// A Unix socket path. Linux allows at most 107 bytes.
-    /// - Throws: `SocketServerError.pathTooLong` when the path does not fit.
+    /// A Unix socket path, or a Linux abstract name when `path` starts with NUL (`"\0name"`).
+    ///
+    /// A path takes at most 107 bytes and may not contain NUL; it is bound with its terminating NUL. An
+    /// abstract name takes at most 108 bytes, its leading NUL included, lives in no file system, and is
+    /// bound exactly as given, with no terminator, so that other programs reach it by the same name
+    /// (`socat ABSTRACT-CONNECT:name`, `ss` shows `@name`).
+    /// - Throws: `SocketServerError.pathTooLong` when the path does not fit;
+    ///   `SocketServerError.invalidAddress` for an empty path or a path (not an abstract name) containing NUL.
     public init(unixPath path: String) throws {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         let bytes = Array(path.utf8)
-        guard bytes.count < capacity, !bytes.isEmpty else { throw SocketServerError.pathTooLong(path) }
+        guard let first = bytes.first else { throw SocketServerError.invalidAddress("empty Unix socket path") }
+        let isAbstract = first == 0
+        if isAbstract {
+            guard bytes.count <= capacity else { throw SocketServerError.pathTooLong(path) }
+        } else {
+            guard bytes.count < capacity else { throw SocketServerError.pathTooLong(path) }
+            guard !bytes.contains(0) else {
+                throw SocketServerError.invalidAddress("Unix socket path contains NUL: \(path.debugDescription)")
+            }
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
         }
@@ -52,23 +77,51 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         withUnsafeMutableBytes(of: &storage) { raw in
             withUnsafeBytes(of: address) { raw.copyMemory(from: $0) }
         }
-        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
-        self.init(storage: storage, length: socklen_t(pathOffset + bytes.count + 1))
+        // At most 2 + 108 bytes: the sums below cannot overflow, nor exceed `socklen_t`.
+        let length = Self.unixPathOffset + bytes.count + (isAbstract ? 0 : 1)
+        self.init(storage: storage, length: socklen_t(length))
     }
 
-    /// The IPv4 loopback address `127.0.0.1` with `port` (0: let the system pick).
+    /// The IPv4 loopback address `127.0.0.1` with `port` (0: let the system pick). O(1), no allocation.
+    ///
+    /// Never traps: a port outside 0...65535 gives an address that keeps that port, for which `validate()`
+    /// throws `SocketServerError.invalidAddress` and `bind`, `connect` and `sendto` fail with `EINVAL`.
+    /// `SocketAddress(host:port:)` throws at once instead.
     public static func loopback(port: Int = 0) -> SocketAddress {
-        numeric("127.0.0.1", port: port) ?? .unspecified
+        loopback("127.0.0.1", port: port)
     }
 
-    /// The IPv6 loopback address `::1` with `port` (0: let the system pick).
+    /// The IPv6 loopback address `::1` with `port` (0: let the system pick). O(1), no allocation.
+    ///
+    /// Never traps: an out-of-range port behaves as described for `loopback(port:)`.
     public static func loopbackIPv6(port: Int = 0) -> SocketAddress {
-        numeric("::1", port: port) ?? .unspecified
+        loopback("::1", port: port)
+    }
+
+    private static func loopback(_ host: String, port: Int) -> SocketAddress {
+        guard let valid = UInt16(exactly: port) else {
+            // Keep the family and host, with port 0 in the bytes and nothing the kernel will accept.
+            var address = numeric(host, port: 0) ?? .unspecified
+            address.length = 0
+            address.invalidPort = port
+            return address
+        }
+        return numeric(host, port: valid) ?? .unspecified
+    }
+
+    /// Checks that the address can be used: from `loopback(port:)` or `loopbackIPv6(port:)` with a port
+    /// outside 0...65535, it cannot. O(1); call it before binding or connecting for a clear error instead
+    /// of the system call's `EINVAL`.
+    /// - Throws: `SocketServerError.invalidAddress` naming the address and the range.
+    public func validate() throws {
+        if let invalidPort {
+            throw SocketServerError.invalidAddress("\(hostAndPort(invalidPort)): port outside 0...65535")
+        }
     }
 
     /// The address family: IPv4, IPv6, Unix or unspecified.
     public var family: AddressFamily {
-        length == 0 ? .unspecified : AddressFamily(rawValue: Int32(storage.ss_family))
+        length == 0 && invalidPort == nil ? .unspecified : AddressFamily(rawValue: Int32(storage.ss_family))
     }
 
     /// The numeric host (`"127.0.0.1"`, `"::1"`) of an IP address; nil for other families.
@@ -89,35 +142,59 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The port of an IP address (after binding port 0, the real one); nil for other families.
+    /// The port of an IP address (after binding port 0, the real one); nil for other families. For an
+    /// address made with an out-of-range port, that port.
     public var port: Int? {
-        switch family {
+        if let invalidPort { return invalidPort }
+        return switch family {
         case .inet: withSockAddr(as: sockaddr_in.self) { Int(UInt16(bigEndian: $0.sin_port)) }
         case .inet6: withSockAddr(as: sockaddr_in6.self) { Int(UInt16(bigEndian: $0.sin6_port)) }
         default: nil
         }
     }
 
-    /// The path of a Unix address: empty for an unnamed (unbound) client; nil for other families.
+    /// The path of a Unix address: empty for an unnamed (unbound) client; for a Linux abstract name, the
+    /// name with its leading NUL (`"\0name"`, as given to `init(unixPath:)`); nil for other families.
+    /// Bytes that are not UTF-8 become U+FFFD.
     public var path: String? {
         guard family == .unix else { return nil }
-        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
-        let count = Int(length) - pathOffset
-        guard count > 0 else { return "" }
-        return withUnsafeBytes(of: storage) { raw in
-            let bytes = raw[pathOffset..<(pathOffset + count)]
+        return withUnixPathBytes { bytes in
+            guard let first = bytes.first else { return "" }
+            if first == 0 { return String(decoding: bytes, as: UTF8.self) }
             let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
             return String(decoding: bytes[bytes.startIndex..<end], as: UTF8.self)
         }
     }
 
-    /// `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`, `unix:` for an unnamed Unix peer, or `unspecified`.
+    /// Whether this is a Linux abstract Unix name (its path starts with NUL), which has no file to remove.
+    var isAbstractUnixName: Bool {
+        family == .unix && withUnixPathBytes { $0.first == 0 }
+    }
+
+    /// `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`, `unix:@name` for an abstract name (every NUL shown as
+    /// `@`, as `ss` does), `unix:` for an unnamed Unix peer, or `unspecified`. An out-of-range port is
+    /// followed by ` (invalid port)`.
     public var description: String {
-        switch family {
-        case .inet: "\(host ?? "?"):\(port ?? 0)"
-        case .inet6: "[\(host ?? "?")]:\(port ?? 0)"
-        case .unix: "unix:\(path ?? "")"
+        if let invalidPort { return "\(hostAndPort(invalidPort)) (invalid port)" }
+        return switch family {
+        case .inet, .inet6: hostAndPort(port ?? 0)
+        case .unix: "unix:\(isAbstractUnixName ? (path ?? "").replacingNUL(with: "@") : path ?? "")"
         case .unspecified: "unspecified"
+        }
+    }
+
+    private func hostAndPort(_ port: Int) -> String {
+        family == .inet6 ? "[\(host ?? "?")]:\(port)" : "\(host ?? "?"):\(port)"
+    }
+
+    /// Where `sun_path` starts in a `sockaddr_un` (2 on Linux).
+    private static let unixPathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
+
+    /// Calls `body` with the meaningful bytes of `sun_path` (none for an unnamed address).
+    private func withUnixPathBytes<Result>(_ body: (Slice<UnsafeRawBufferPointer>) -> Result) -> Result {
+        withUnsafeBytes(of: storage) { raw in
+            let end = min(max(Int(length), Self.unixPathOffset), raw.count)
+            return body(raw[Self.unixPathOffset..<end])
         }
     }
 
@@ -151,12 +228,12 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static func numeric(_ host: String, port: Int) -> SocketAddress? {
+    private static func numeric(_ host: String, port: UInt16) -> SocketAddress? {
         var storage = sockaddr_storage()
         var ipv4 = sockaddr_in()
         if inet_pton(AF_INET, host, &ipv4.sin_addr) == 1 {
             ipv4.sin_family = sa_family_t(AF_INET)
-            ipv4.sin_port = UInt16(port).bigEndian
+            ipv4.sin_port = port.bigEndian
             withUnsafeMutableBytes(of: &storage) { raw in withUnsafeBytes(of: ipv4) { raw.copyMemory(from: $0) } }
             return SocketAddress(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in>.size))
         }
@@ -170,7 +247,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
         guard inet_pton(AF_INET6, name, &ipv6.sin6_addr) == 1 else { return nil }
         ipv6.sin6_family = sa_family_t(AF_INET6)
-        ipv6.sin6_port = UInt16(port).bigEndian
+        ipv6.sin6_port = port.bigEndian
         ipv6.sin6_scope_id = scope
         withUnsafeMutableBytes(of: &storage) { raw in withUnsafeBytes(of: ipv6) { raw.copyMemory(from: $0) } }
         return SocketAddress(storage: storage, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
@@ -200,9 +277,11 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return SocketAddress(storage: storage, length: socklen_t(length))
     }
 
-    /// Two addresses are equal when their meaningful `sockaddr` bytes are; O(length), no allocation.
+    /// Two addresses are equal when their meaningful `sockaddr` bytes are (and, for addresses made with an
+    /// out-of-range port, their family and port); O(length), no allocation.
     public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
-        guard lhs.length == rhs.length else { return false }
+        guard lhs.length == rhs.length, lhs.invalidPort == rhs.invalidPort else { return false }
+        if lhs.invalidPort != nil { return lhs.storage.ss_family == rhs.storage.ss_family }
         return withUnsafeBytes(of: lhs.storage) { left in
             withUnsafeBytes(of: rhs.storage) { right in
                 left[..<Int(lhs.length)].elementsEqual(right[..<Int(rhs.length)])
@@ -210,10 +289,18 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Hashes the meaningful `sockaddr` bytes.
+    /// Hashes the meaningful `sockaddr` bytes (and an out-of-range port).
     public func hash(into hasher: inout Hasher) {
+        hasher.combine(invalidPort)
         withUnsafeBytes(of: storage) { raw in
             hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw[..<Int(length)]))
         }
+    }
+}
+
+extension String {
+    /// The string with every NUL replaced by `marker`.
+    fileprivate func replacingNUL(with marker: Character) -> String {
+        String(map { $0 == "\0" ? marker : $0 })
     }
 }

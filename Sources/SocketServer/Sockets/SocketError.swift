@@ -64,7 +64,7 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
     /// A configuration value is out of range; thrown by the initialiser that was given it.
     case invalidConfiguration(String)
     /// `RequestReader.readToEnd` received more than `limit` bytes before end of file (a peer sending more
-    /// than the handler accepts); at most about `limit` bytes were buffered.
+    /// than the handler accepts); at most `limit` bytes and one receive were buffered.
     case inputTooLong(limit: Int)
     /// `RequestReader.read(_:)` was asked for `count` bytes, which is negative or above the reader's
     /// `maxReadLength` (`limit`); nothing was received or consumed.
