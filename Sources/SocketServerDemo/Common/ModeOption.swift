@@ -17,6 +17,9 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     /// Non-blocking handlers on `--loops N` libevent loops (`EventMode`); each service brings its own
     /// event handler.
     case event
+    /// async/await handlers on `--loops N` libevent loops (`EventMode(configuration:makeAsyncHandler:)`);
+    /// each stream service brings its own `AsyncStreamRequestHandler`.
+    case async
 
     /// One line for `--help`.
     var summary: String {
@@ -26,6 +29,7 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case .forking: "a child process per request, at most 40 at once"
         case .pool: "a fixed set of --workers threads, one per CPU by default"
         case .event: "non-blocking handlers on --loops event loops, one per CPU by default"
+        case .async: "async/await handlers on --loops event loops"
         }
     }
 
@@ -33,7 +37,7 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     var takesWorkers: Bool { self == .pool }
 
     /// Whether `--loops N` applies.
-    var takesLoops: Bool { self == .event }
+    var takesLoops: Bool { self == .event || self == .async }
 
     /// Whether an HTTP connection may stay open between requests. Not in `sync` mode, where an idle
     /// kept-alive connection would hold the only serving thread and starve every other client. (In `pool`
@@ -43,9 +47,16 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
 
     /// A new mode object for one server (mode objects hold per-server state).
     ///
-    /// - Parameter event: the service's non-blocking handling, required by `event` and ignored otherwise.
-    /// - Throws: `ValidationError` for `event` when the service has no event handler.
-    func makeConcurrencyMode(workers: Int?, loops: Int?, event: EventHandling?) throws -> any ConcurrencyMode {
+    /// - Parameters:
+    ///   - event: the service's non-blocking handling, required by `event` and ignored otherwise.
+    ///   - async: the service's async/await handling, required by `async` and ignored otherwise.
+    /// - Throws: `ValidationError` for `event` or `async` when the service has no handler for that mode.
+    func makeConcurrencyMode(
+        workers: Int?,
+        loops: Int?,
+        event: EventHandling?,
+        async asyncHandling: AsyncHandling? = nil
+    ) throws -> any ConcurrencyMode {
         switch self {
         case .sync: return SynchronousMode()
         case .threading: return ThreadingMode()
@@ -61,6 +72,12 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
             case nil:
                 throw ValidationError("this service has no event-mode handler; use another --mode.")
             }
+        case .async:
+            guard var handling = asyncHandling else {
+                throw ValidationError("this service has no async handler; use another --mode.")
+            }
+            if let loops { handling.configuration.loops = loops }
+            return EventMode(configuration: handling.configuration, makeAsyncHandler: handling.makeHandler)
         }
     }
 
@@ -70,6 +87,13 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
         case stream(EventMode.Configuration, @Sendable (EventHandlerContext) -> EventStreamHandler)
         /// One handler for every datagram, made by the factory.
         case datagram(() -> EventDatagramHandler)
+    }
+
+    /// What a stream service runs in `async` mode: a handler per connection, made by the factory on the
+    /// connection's loop, with the mode's limits (idle timeout, input and output bounds, shutdown timeout).
+    struct AsyncHandling {
+        var configuration: EventMode.Configuration
+        let makeHandler: @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
     }
 
     /// The `--mode` help text, listing every mode.

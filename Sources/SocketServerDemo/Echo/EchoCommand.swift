@@ -11,7 +11,7 @@ struct EchoCommand: ParsableCommand {
             without a newline is echoed when the client closes. Connections are \
             logged at info level and lines at debug level (default level: notice). Default port 9999, \
             default timeout 300 s. With --delay-ms the handler sleeps before each reply; in event mode that \
-            sleep blocks every connection of its loop.
+            sleep blocks every connection of its loop (in async mode it suspends only its own connection).
             Try it: socketserver-demo echo --port 9999 & printf 'hello\\n' | nc -N 127.0.0.1 9999
             """
     )
@@ -27,7 +27,10 @@ struct EchoCommand: ParsableCommand {
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
-            event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) })
+            event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
+            async: ModeOption.AsyncHandling(configuration: AsyncEchoHandler.configuration(context)) { connection in
+                AsyncEchoHandler(connection, dependencies: context)
+            })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
         let server: BaseServer =
