@@ -14,7 +14,7 @@ struct HTTPCommand: ParsableCommand {
             or with %2f), and symbolic links that lead out of the tree, get 404. Connections stay open \
             between requests (HTTP/1.1 by default, HTTP/1.0 with Connection: keep-alive) in every mode but \
             sync, where a waiting connection would block all others; an idle one closes after 5 s (after \
-            --timeout in event mode, where it costs only its buffers). Each request is logged at info \
+            --timeout in event and async modes, where it costs only its buffers). Each request is logged at info \
             level (the default level). Default: 127.0.0.1, port 8000, timeout 30 s.
             Try it: socketserver-demo http --mode threading --port 8000 & curl -i http://127.0.0.1:8000/
             """
@@ -42,7 +42,10 @@ struct HTTPCommand: ParsableCommand {
         let address = try options.address(defaultPort: 8000)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
-            event: .stream(EventHTTPHandler.configuration(context)) { _ in EventHTTPHandler(dependencies: context) })
+            event: .stream(EventHTTPHandler.configuration(context)) { _ in EventHTTPHandler(dependencies: context) },
+            async: ModeOption.AsyncHandling(configuration: AsyncHTTPHandler.configuration(context)) { connection in
+                AsyncHTTPHandler(connection, dependencies: context)
+            })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
         let server: BaseServer =

@@ -1,0 +1,187 @@
+import Logging
+import SocketServer
+
+/// The static file service for `--mode async`: an async/await handler per connection, in a task on the
+/// connection's loop.
+///
+/// Each request head is read line by line with the parser's limits applied while it arrives (414 for a
+/// request line over 8 KiB, 431 for a header line over 8 KiB, more than 64 KiB or 100 fields of headers),
+/// then parsed by `HTTPRequestParser`; bodies of up to 64 KiB are skipped, longer ones end keep-alive. A file
+/// is sent in 64 KiB chunks with `wfile.write`, which suspends while the peer is slow, so a slow reader holds
+/// at most the mode's output watermark in memory; pipelined requests wait in the input buffer meanwhile.
+/// The mode's idle timeout (`--timeout`) drops silent clients (without a 408: the async reader has no
+/// per-read timeout, and the connection is closed when the idle timeout fires). On shutdown a connection
+/// closes after its current response; one idle at that moment is closed by the mode's shutdown deadline.
+/// Files are read on the loop thread (from the page cache, as in `--mode event`).
+/// The service context comes in as `dependencies`.
+final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext> {
+    private let parser = HTTPRequestParser()
+
+    /// The file shrank while it was being sent: the connection is closed so the client sees a short body.
+    private struct FileShrank: Error {}
+
+    /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
+    static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
+        EventMode.Configuration(idleTimeout: context.timeout, maxBufferedInput: 96 * 1024)
+    }
+
+    override func handle() async throws {
+        let context = dependencies
+        guard let settings = context.http else {
+            throw SocketServerError.unexpectedRequest("AsyncHTTPHandler needs HTTP settings")
+        }
+        do {
+            while true {
+                let request: HTTPRequest
+                do {
+                    guard let parsed = try await readRequest() else { return }
+                    request = parsed
+                } catch let error as HTTPParseError {
+                    guard let status = error.status else { return }
+                    log(context, "-", status: status, bytes: 0)
+                    try await send(.page(status, detail: error.detail), keepAlive: false, includeBody: true)
+                    return
+                }
+                guard try await serve(request, context: context, settings: settings) else { return }
+                // As in event mode: on shutdown, close after the current response.
+                if context.drain.isDraining { return }
+            }
+        } catch let error as SocketError where error.isDisconnect {
+            context.logger.debug("connection lost", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
+        } catch let error as EventModeError {
+            context.logger.debug("connection closed", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
+        } catch is AsyncConnectionClosed {
+        } catch is CancellationError {
+        } catch is FileShrank {
+            context.logger.debug("file shrank while being sent", metadata: ["client": "\(clientAddress)"])
+        }
+    }
+
+    /// Reads the next request head, applying the parser's limits while it arrives.
+    /// - Returns: the request, or nil when the client closed between requests.
+    /// - Throws: `HTTPParseError` for a head that cannot be served; the connection's failures otherwise.
+    private func readRequest() async throws -> HTTPRequest? {
+        var head: [UInt8] = []
+        var sawRequestLine = false
+        var leadingEmptyLines = 0
+        var headerBytes = 0
+        var headerCount = 0
+        while true {
+            let line: [UInt8]
+            do {
+                line = try await rfile.readLine(
+                    maxLength: sawRequestLine ? parser.maxHeaderLineLength : parser.maxRequestLineLength)
+            } catch SocketServerError.lineTooLong {
+                throw sawRequestLine
+                    ? HTTPParseError.headerFieldsTooLarge(
+                        "a header line is longer than \(parser.maxHeaderLineLength) bytes")
+                    : HTTPParseError.uriTooLong(limit: parser.maxRequestLineLength)
+            }
+            if line.isEmpty {
+                if sawRequestLine { throw HTTPParseError.incomplete }
+                return nil
+            }
+            guard line.last == UInt8(ascii: "\n") else { throw HTTPParseError.incomplete }
+            head += line
+            let isEmptyLine = line.count == 1 || (line.count == 2 && line[0] == UInt8(ascii: "\r"))
+            if !sawRequestLine {
+                if isEmptyLine {
+                    // The parser skips a few empty lines before the request line, then answers 400.
+                    leadingEmptyLines += 1
+                    if leadingEmptyLines >= 4 { break }
+                    continue
+                }
+                sawRequestLine = true
+                continue
+            }
+            if isEmptyLine { break }
+            headerBytes += line.count
+            headerCount += 1
+            if headerBytes > parser.maxHeaderBytes {
+                throw HTTPParseError.headerFieldsTooLarge("more than \(parser.maxHeaderBytes) bytes of header fields")
+            }
+            if headerCount > parser.maxHeaderCount {
+                throw HTTPParseError.headerFieldsTooLarge("more than \(parser.maxHeaderCount) header fields")
+            }
+        }
+        return try HTTPHeadScanner.parse(head, parser: parser)
+    }
+
+    /// Answers one request; returns whether the connection stays open for the next one.
+    private func serve(_ request: HTTPRequest, context: ServiceContext, settings: HTTPSettings) async throws -> Bool {
+        var keepAlive = settings.allowsKeepAlive && request.wantsKeepAlive && !context.drain.isDraining
+        var response: StaticResponse
+        do {
+            switch try request.bodyFraming() {
+            case .none:
+                break
+            case .length(let length) where length <= settings.maxDiscardedBody:
+                // GET and HEAD bodies mean nothing here; reading them keeps the connection in step.
+                _ = try await rfile.read(length)
+            case .length, .unsupported:
+                keepAlive = false
+            }
+            response = StaticFileResponder.response(to: request, settings: settings)
+            // A client that sent a bad request may be out of step with the protocol: do not read on.
+            if response.head.status == .badRequest { keepAlive = false }
+        } catch let error as HTTPParseError {
+            keepAlive = false
+            response = .page(error.status ?? .badRequest, detail: error.detail)
+        }
+        let bytes = try await send(response, keepAlive: keepAlive, includeBody: request.method != "HEAD")
+        log(context, request.requestLine, status: response.head.status, bytes: bytes)
+        return keepAlive
+    }
+
+    /// Sends the head and, unless `includeBody` is false, the body; returns the body bytes sent.
+    @discardableResult
+    private func send(_ response: StaticResponse, keepAlive: Bool, includeBody: Bool) async throws -> Int {
+        var output = response.head.serialized(keepAlive: keepAlive)
+        guard includeBody else {
+            try await wfile.write(output)
+            return 0
+        }
+        switch response.body {
+        case .bytes(let body):
+            output += body
+            try await wfile.write(output)
+            return body.count
+        case .file(let file):
+            return try await sendFile(file, after: output)
+        }
+    }
+
+    /// Sends `file` in 64 KiB chunks (the head goes with the first); each write waits while the peer is
+    /// slow. A file that ends early (truncated while being sent) closes the connection.
+    private func sendFile(_ file: StaticFile, after head: [UInt8]) async throws -> Int {
+        let chunkSize = 64 * 1024
+        var chunk = [UInt8](repeating: 0, count: chunkSize)
+        var pending = head
+        var sent = 0
+        while sent < file.size {
+            let wanted = min(chunkSize, file.size - sent)
+            let count = chunk.withUnsafeMutableBytes {
+                file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard count > 0 else {
+                try await wfile.write(pending)
+                throw FileShrank()
+            }
+            if pending.isEmpty && count == chunkSize {
+                try await wfile.write(chunk)
+            } else {
+                pending += chunk[..<count]
+                try await wfile.write(pending)
+                pending.removeAll(keepingCapacity: true)
+            }
+            sent += count
+        }
+        if !pending.isEmpty { try await wfile.write(pending) }
+        return sent
+    }
+
+    private func log(_ context: ServiceContext, _ requestLine: String, status: HTTPStatus, bytes: Int) {
+        context.logger.info(
+            "\"\(requestLine)\" \(status.code) \(bytes)", metadata: ["client": "\(clientAddress)"])
+    }
+}
