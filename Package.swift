@@ -17,13 +17,18 @@ let package = Package(
         .systemLibrary(
             name: "CLibEventShim",
             path: "CLibEventShim",
-            pkgConfig: "libevent",
+            // libevent_core (no HTTP/DNS/RPC), so that one libevent library is loaded; the modulemap adds
+            // event_pthreads, which itself needs only libevent_core.
+            pkgConfig: "libevent_core",
             providers: [.apt(["libevent-dev"])]
         ),
+        // One thin C wrapper per Linux call that Swift's Glibc module lacks (accept4, pidfd_open, ...).
+        .target(name: "CSocketServerShims", cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "SocketServer",
             dependencies: [
                 "CLibEventShim",
+                "CSocketServerShims",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

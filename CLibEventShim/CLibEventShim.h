@@ -1,5 +1,7 @@
-// The only C surface of SocketServer: the libevent 2.1 headers the event-loop layer needs.
-// Nothing but the Swift files in Sources/SocketServer/EventLoop imports this module.
+// The libevent 2.1 headers the event-loop layer needs (the other C surface, Sources/CSocketServerShims, wraps
+// a few Linux calls). Nothing but the Swift files in Sources/SocketServer/EventLoop imports this module.
+// Linked libraries: libevent_core (through pkg-config) and libevent_pthreads (module.modulemap), never the
+// full libevent, so one copy of libevent is loaded.
 #ifndef CLIBEVENTSHIM_H
 #define CLIBEVENTSHIM_H
 

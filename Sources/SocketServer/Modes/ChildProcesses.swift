@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Glibc
 
 /// How a child process of a forking server ended, as reported to `ForkingMode`'s `onChildExit`.
@@ -89,8 +90,11 @@ enum ChildProcess {
 
     /// A descriptor that becomes readable when `pid` exits (Linux 5.3+), or nil where pidfds are missing or
     /// descriptors ran out; the caller then falls back to reaping on the loop's periodic tick.
+    ///
+    /// Calls the system call itself (`syscall(SYS_pidfd_open)`, through the C shim), not glibc's 2.36
+    /// wrapper, so the library links against older glibc; a kernel without it fails with `ENOSYS` → nil.
     static func exitDescriptor(for pid: pid_t) -> Int32? {
-        let fd = pidfd_open(pid, 0)
+        let fd = CSocketServerShims_pidfd_open(pid, 0)
         return fd >= 0 ? fd : nil
     }
 }
@@ -124,7 +128,3 @@ final class ChildExitWatch {
         _ = close(descriptor)
     }
 }
-
-/// `pidfd_open(2)`, in glibc since 2.36 but not in Swift's Glibc module; the descriptor is close-on-exec.
-@_silgen_name("pidfd_open")
-private func pidfd_open(_ pid: pid_t, _ flags: UInt32) -> Int32

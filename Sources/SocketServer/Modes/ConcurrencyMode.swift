@@ -48,6 +48,12 @@ public protocol ConcurrencyMode: AnyObject, Sendable {
     /// Whether the server should take new requests now; a mode at its capacity returns false and calls
     /// `server.refreshAccepting()` once it has room again, so the listener is disabled instead of spinning.
     var isAcceptingRequests: Bool { get }
+
+    /// Whether connections should be accepted non-blocking (`O_NONBLOCK` set by `accept4` itself, no extra
+    /// `fcntl`): true for a mode that drives them from an event loop, false (the default) for modes whose
+    /// handlers read and write in a straight line. Read by `TCPServer.getRequest()` on the serving thread,
+    /// once per connection, so keep it a constant. Datagram servers ignore it.
+    var wantsNonBlockingConnections: Bool { get }
 }
 
 extension ConcurrencyMode {
@@ -59,4 +65,6 @@ extension ConcurrencyMode {
     public func serverClose(server: BaseServer) {}
     /// Always true.
     public var isAcceptingRequests: Bool { true }
+    /// False: accepted connections are blocking sockets.
+    public var wantsNonBlockingConnections: Bool { false }
 }

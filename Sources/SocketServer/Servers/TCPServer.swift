@@ -45,7 +45,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         mode: (any ConcurrencyMode)? = nil
     ) throws {
         try Self.checkHandler(handler, mode: mode)
-        socket = try Socket(family: serverAddress.family, type: Self.socketType)
+        socket = try Self.makeSocket(for: serverAddress)
         super.init(serverAddress: serverAddress, handler: handler, mode: mode)
         try bindIfAsked(bindAndActivate)
     }
@@ -84,7 +84,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
         try Self.checkHandler(BaseRequestHandler.self, mode: mode)
-        socket = try Socket(family: serverAddress.family, type: Self.socketType)
+        socket = try Self.makeSocket(for: serverAddress)
         super.init(serverAddress: serverAddress, mode: mode, logger: logger, makeHandler: makeHandler)
         self.configuration = configuration
         try bindIfAsked(bindAndActivate)
@@ -264,10 +264,23 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         }
     }
 
-    /// Accepts a connection.
+    /// Accepts a connection: one `accept4` on the non-blocking listener, on the serving thread.
+    ///
+    /// The connection is blocking unless the mode's `wantsNonBlockingConnections` asks otherwise (event
+    /// mode); always close-on-exec.
+    /// - Throws: `SocketError`, which the serving loop swallows; `EAGAIN` at once when no connection is
+    ///   pending after all (a spurious readiness, or another thread or process took it), instead of blocking.
     open override func getRequest() throws -> (Request, SocketAddress) {
-        let (connection, clientAddress) = try socket.accept()
+        let (connection, clientAddress) = try socket.accept(nonBlocking: mode.wantsNonBlockingConnections)
         return (.stream(connection), clientAddress)
+    }
+
+    /// The server's socket: a stream listener is non-blocking, so that an `accept` after a spurious
+    /// readiness fails with `EAGAIN` instead of blocking the serving loop. A datagram socket stays blocking,
+    /// for the replies handlers send on it from any thread; `UDPServer.getRequest()` receives with
+    /// `MSG_DONTWAIT` instead.
+    private static func makeSocket(for serverAddress: SocketAddress) throws -> Socket {
+        try Socket(family: serverAddress.family, type: socketType, nonBlocking: socketType == .stream)
     }
 
     /// Half-closes the connection (the peer reads end of file), then closes it.

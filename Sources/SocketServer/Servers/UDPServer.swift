@@ -12,9 +12,13 @@ open class UDPServer: TCPServer, @unchecked Sendable {
     /// Does nothing: datagram sockets do not listen.
     open override func serverActivate() throws {}
 
-    /// Receives one datagram and its sender.
+    /// Receives one datagram and its sender, on the serving thread, without ever waiting: the socket stays
+    /// blocking (so replies sent on it from handler threads wait for buffer space instead of failing with
+    /// `EAGAIN`), and this receive passes `MSG_DONTWAIT`.
+    /// - Throws: `SocketError`, which the serving loop swallows; `EAGAIN` at once when no datagram is queued
+    ///   after all (a spurious readiness, for example a datagram the kernel dropped for a bad checksum).
     open override func getRequest() throws -> (Request, SocketAddress) {
-        let (packet, clientAddress) = try socket.receiveFrom(maxLength: maxPacketSize)
+        let (packet, clientAddress) = try socket.receiveFrom(maxLength: maxPacketSize, nonBlocking: true)
         return (.datagram(Datagram(packet: packet, socket: socket)), clientAddress)
     }
 

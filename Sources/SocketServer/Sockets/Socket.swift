@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Glibc
 import Synchronization
 
@@ -7,8 +8,12 @@ import Synchronization
 /// use `MSG_NOSIGNAL`, so a vanished peer is a `SocketError` (`EPIPE`/`ECONNRESET`), never a SIGPIPE.
 /// The descriptor is closed by `close()` or, as a backstop, when the last reference goes away. `close()` is
 /// safe to call twice and from any thread.
+///
+/// Sockets are blocking unless asked otherwise (`nonBlocking:` at creation or accept, `setNonBlocking`);
+/// `isNonBlocking` remembers which, so callers need no `fcntl` to find out.
 public final class Socket: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
+    private let nonBlockingFlag: Atomic<Bool>
     private let timeoutStorage = SanitizedMutex<Duration?>(nil)
 
     /// The address family the socket was created with.
@@ -16,19 +21,36 @@ public final class Socket: @unchecked Sendable {
     /// Stream or datagram.
     public let type: SocketType
 
-    /// Creates a new socket (close-on-exec).
+    /// Creates a new socket (close-on-exec): one `socket(2)` call, from any thread.
+    ///
+    /// - Parameters:
+    ///   - family: IPv4, IPv6 or Unix.
+    ///   - type: stream or datagram.
+    ///   - nonBlocking: true sets `O_NONBLOCK` in the same call (`SOCK_NONBLOCK`): calls that would wait
+    ///     throw `EAGAIN` instead. Stream servers create their listening sockets this way.
     /// - Throws: `SocketError` from `socket(2)`, for example `EMFILE`.
-    public init(family: AddressFamily, type: SocketType) throws {
-        let fd = Glibc.socket(family.rawValue, type.rawValue | Int32(SOCK_CLOEXEC.rawValue), 0)
+    public init(family: AddressFamily, type: SocketType, nonBlocking: Bool = false) throws {
+        var flags = type.rawValue | Int32(SOCK_CLOEXEC.rawValue)
+        if nonBlocking { flags |= Int32(SOCK_NONBLOCK.rawValue) }
+        let fd = Glibc.socket(family.rawValue, flags, 0)
         guard fd >= 0 else { throw SocketError.lastError("socket") }
         self.descriptor = Atomic(fd)
+        self.nonBlockingFlag = Atomic(nonBlocking)
         self.family = family
         self.type = type
     }
 
-    /// Takes ownership of an open descriptor (for example one returned by `accept`).
-    public init(adopting fd: Int32, family: AddressFamily, type: SocketType) {
+    /// Takes ownership of an open descriptor (for example one returned by `accept`). No system call.
+    ///
+    /// - Parameters:
+    ///   - fd: the open descriptor; closed by this socket from now on.
+    ///   - family: the descriptor's address family.
+    ///   - type: stream or datagram.
+    ///   - nonBlocking: whether `O_NONBLOCK` is already set on `fd`; it only sets `isNonBlocking` and
+    ///     changes nothing on the descriptor.
+    public init(adopting fd: Int32, family: AddressFamily, type: SocketType, nonBlocking: Bool = false) {
         self.descriptor = Atomic(fd)
+        self.nonBlockingFlag = Atomic(nonBlocking)
         self.family = family
         self.type = type
     }
@@ -89,30 +111,68 @@ public final class Socket: @unchecked Sendable {
         }
     }
 
-    /// Connects to `address` (used by clients and tests).
+    /// Connects to `address` (used by clients and tests); blocks until connected on a blocking socket.
+    ///
+    /// A `connect(2)` interrupted by a signal keeps connecting in the kernel, and calling it again would
+    /// fail with `EALREADY`; so after `EINTR` this waits for writability with `poll` (for at most the
+    /// socket's `timeout`, if any) and reports the outcome from `SO_ERROR`. Any thread.
+    /// - Throws: `SocketError` from `connect`, for example `ECONNREFUSED`; `ETIMEDOUT` when `timeout` ran out
+    ///   while waiting after `EINTR`.
     public func connect(to address: SocketAddress) throws {
         let fd = try openDescriptor("connect")
-        while true {
-            let result = address.withSockAddr { Glibc.connect(fd, $0, $1) }
-            if result == 0 { return }
-            if errno == EINTR { continue }
-            throw SocketError.lastError("connect")
-        }
+        let result = address.withSockAddr { Glibc.connect(fd, $0, $1) }
+        if result == 0 { return }
+        guard errno == EINTR else { throw SocketError.lastError("connect") }
+        try finishInterruptedConnect(fd)
     }
 
-    /// Accepts one connection: a new blocking, close-on-exec socket and the peer's address.
-    public func accept() throws -> (Socket, SocketAddress) {
+    /// The rest of a `connect` that `EINTR` interrupted: wait until the socket is writable, then read the
+    /// connection's outcome.
+    private func finishInterruptedConnect(_ fd: Int32) throws {
+        let milliseconds: Int32 =
+            timeout.map { limit in
+                let (seconds, attoseconds) = limit.components
+                guard seconds < Int64(Int32.max / 1000) else { return Int32.max }
+                // Rounded up, so a positive timeout never polls for 0 ms.
+                let fraction = (max(attoseconds, 0) + 999_999_999_999_999) / 1_000_000_000_000_000
+                let total = max(seconds, 0) * 1000 + fraction
+                return Int32(clamping: max(total, 1))
+            } ?? -1
+        var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while true {
+            // An `EINTR` restarts the full wait, so the bound can stretch but never shrink.
+            let ready = poll(&entry, 1, milliseconds)
+            if ready > 0 { break }
+            if ready == 0 { throw SocketError(operation: "connect", code: ETIMEDOUT) }
+            if errno != EINTR { throw SocketError.lastError("poll") }
+        }
+        let code = try option(level: SOL_SOCKET, name: SO_ERROR)
+        if code != 0 { throw SocketError(operation: "connect", code: code) }
+    }
+
+    /// Accepts one connection: a new close-on-exec socket and the peer's address. One `accept4(2)` call
+    /// (more only after `EINTR`); any thread.
+    ///
+    /// - Parameter nonBlocking: false (the default) returns a blocking socket, for handlers that read and
+    ///   write in a straight line; true sets `O_NONBLOCK` on it in the same call (`SOCK_NONBLOCK`), for an
+    ///   event loop, and the result's `isNonBlocking` is true. The new socket never inherits the
+    ///   listener's `O_NONBLOCK`.
+    /// - Throws: `SocketError` from `accept4`; `EAGAIN` when this socket is non-blocking and no connection
+    ///   is pending (for example after a spurious readiness, or another thread took the connection).
+    public func accept(nonBlocking: Bool = false) throws -> (Socket, SocketAddress) {
         let fd = try openDescriptor("accept")
+        var flags = Int32(SOCK_CLOEXEC.rawValue)
+        if nonBlocking { flags |= Int32(SOCK_NONBLOCK.rawValue) }
         var accepted: Int32 = -1
         let peer = try SocketAddress.receive { address, length in
             while true {
-                accepted = accept4(fd, address, &length, Int32(SOCK_CLOEXEC.rawValue))
+                accepted = CSocketServerShims_accept4(fd, address, &length, flags)
                 if accepted >= 0 { return }
                 if errno == EINTR { continue }
                 throw SocketError.lastError("accept")
             }
         }
-        return (Socket(adopting: accepted, family: family, type: type), peer)
+        return (Socket(adopting: accepted, family: family, type: type, nonBlocking: nonBlocking), peer)
     }
 
     /// Receives up to `buffer.count` bytes; returns 0 at end of file.
@@ -158,17 +218,31 @@ public final class Socket: @unchecked Sendable {
         try array.withUnsafeBytes { try sendAll($0) }
     }
 
-    /// Receives one datagram of at most `maxLength` bytes (longer ones are cut) and its sender.
-    public func receiveFrom(maxLength: Int) throws -> ([UInt8], SocketAddress) {
+    /// Receives one datagram of at most `maxLength` bytes (longer ones are cut) and its sender: one
+    /// `recvfrom(2)` call (more only after `EINTR`) into a new array of `maxLength` bytes; any thread.
+    ///
+    /// - Parameters:
+    ///   - maxLength: the most bytes kept of the datagram.
+    ///   - nonBlocking: true passes `MSG_DONTWAIT`, so this one call never waits, whatever the socket's
+    ///     `O_NONBLOCK`: a datagram server receives this way after readiness, while its socket stays
+    ///     blocking for the replies that handlers send on other threads.
+    /// - Throws: `SocketError`: `EAGAIN` when `nonBlocking` (or the socket is non-blocking) and nothing is
+    ///   queued; `ETIMEDOUT` when a blocking receive ran past the socket's `timeout`.
+    public func receiveFrom(maxLength: Int, nonBlocking: Bool = false) throws -> ([UInt8], SocketAddress) {
         let fd = try openDescriptor("recvfrom")
+        let flags: Int32 = nonBlocking ? Int32(MSG_DONTWAIT) : 0
         var packet = [UInt8]()
         let sender = try SocketAddress.receive { address, length in
             packet = try [UInt8](unsafeUninitializedCapacity: max(maxLength, 0)) { buffer, count in
                 while true {
-                    let result = recvfrom(fd, buffer.baseAddress, buffer.count, 0, address, &length)
+                    let result = recvfrom(fd, buffer.baseAddress, buffer.count, flags, address, &length)
                     if result >= 0 {
                         count = result
                         return
+                    }
+                    if nonBlocking, errno == EAGAIN || errno == EWOULDBLOCK {
+                        // Not the timeout's EAGAIN: this call was asked not to wait.
+                        throw SocketError(operation: "recvfrom", code: EAGAIN)
                     }
                     try failIO("recvfrom")
                 }
@@ -177,7 +251,12 @@ public final class Socket: @unchecked Sendable {
         return (packet, sender)
     }
 
-    /// Sends one datagram to `address`.
+    /// Sends one datagram to `address`: one `sendto(2)` call (more only after `EINTR`); any thread.
+    ///
+    /// On a blocking socket it waits while the send buffer is full, as datagram handlers replying on the
+    /// server's socket expect: a datagram server keeps that socket blocking and receives with
+    /// `receiveFrom(maxLength:nonBlocking: true)` instead, so replies from several threads never fail with
+    /// `EAGAIN` under load.
     public func send(_ bytes: UnsafeRawBufferPointer, to address: SocketAddress) throws {
         let fd = try openDescriptor("sendto")
         while true {
@@ -247,14 +326,22 @@ public final class Socket: @unchecked Sendable {
         return value
     }
 
-    /// Switches `O_NONBLOCK` on or off.
+    /// Switches `O_NONBLOCK` on or off: two `fcntl` calls; any thread, though not concurrently with I/O
+    /// on the socket that depends on the mode.
     public func setNonBlocking(_ enabled: Bool) throws {
         let fd = try openDescriptor("fcntl")
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0 else { throw SocketError.lastError("fcntl") }
         let updated = enabled ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
         guard fcntl(fd, F_SETFL, updated) == 0 else { throw SocketError.lastError("fcntl") }
+        nonBlockingFlag.store(enabled, ordering: .releasing)
     }
+
+    /// Whether `O_NONBLOCK` is set, as this object knows it: from `init(family:type:nonBlocking:)`,
+    /// `accept(nonBlocking:)`, `init(adopting:...:nonBlocking:)` and `setNonBlocking`. An atomic load, no
+    /// system call; any thread. A flag changed behind the object's back (`fcntl` on `fileDescriptor`) is
+    /// not seen.
+    public var isNonBlocking: Bool { nonBlockingFlag.load(ordering: .acquiring) }
 
     private func openDescriptor(_ operation: String) throws -> Int32 {
         let fd = fileDescriptor
@@ -272,13 +359,3 @@ public final class Socket: @unchecked Sendable {
         throw SocketError(operation: operation, code: code)
     }
 }
-
-/// `accept4(2)`, which Glibc's Swift module hides behind `_GNU_SOURCE`; it takes `SOCK_CLOEXEC` in the same
-/// call, so no forked child can inherit an accepted connection between `accept` and `fcntl`.
-@_silgen_name("accept4")
-private func accept4(
-    _ fd: Int32,
-    _ address: UnsafeMutablePointer<sockaddr>?,
-    _ length: UnsafeMutablePointer<socklen_t>?,
-    _ flags: Int32
-) -> Int32

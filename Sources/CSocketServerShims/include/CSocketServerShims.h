@@ -1,0 +1,31 @@
+// Thin C wrappers for the few Linux calls SocketServer needs that Swift's Glibc module does not declare
+// (glibc declares them only under _GNU_SOURCE, or, for pidfd_open, only since glibc 2.36).
+//
+// Calling them through real C declarations, instead of `@_silgen_name`, uses the C calling convention and
+// binds to symbols every glibc since 2.34 has: pidfd_open goes through syscall(2), so no GLIBC_2.36 symbol
+// is needed. This header needs no feature macro; the .c file defines _GNU_SOURCE for itself.
+#ifndef CSOCKETSERVERSHIMS_H
+#define CSOCKETSERVERSHIMS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/// accept4(2): accepts a connection and sets SOCK_CLOEXEC / SOCK_NONBLOCK on it in the same call.
+/// Returns the new descriptor, or -1 with errno set.
+int CSocketServerShims_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+/// sched_getaffinity(2) into a caller-owned mask of `size` bytes (a cpu_set_t or larger).
+/// Returns 0, or -1 with errno set.
+int CSocketServerShims_sched_getaffinity(pid_t pid, size_t size, void *mask);
+
+/// pthread_setname_np(3): names `thread` (at most 15 bytes plus the terminator on Linux).
+/// Returns 0 or an error number.
+int CSocketServerShims_pthread_setname_np(pthread_t thread, const char *name);
+
+/// pidfd_open(2) through syscall(SYS_pidfd_open, pid, flags) (Linux 5.3+): a close-on-exec descriptor that
+/// becomes readable when `pid` exits. Returns it, or -1 with errno set (ENOSYS on older kernels).
+int CSocketServerShims_pidfd_open(pid_t pid, unsigned int flags);
+
+#endif

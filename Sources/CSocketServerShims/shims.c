@@ -1,0 +1,31 @@
+// _GNU_SOURCE comes from Package.swift's cSettings, so <sys/socket.h>, <sched.h> and <pthread.h> declare
+// accept4, sched_getaffinity and pthread_setname_np here.
+#include "CSocketServerShims.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// The syscall number is 434 on every Linux architecture (it was allocated after the numbers were unified);
+// old kernel headers lack the name.
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+int CSocketServerShims_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept4(fd, address, length, flags);
+}
+
+int CSocketServerShims_sched_getaffinity(pid_t pid, size_t size, void *mask) {
+    return sched_getaffinity(pid, size, (cpu_set_t *)mask);
+}
+
+int CSocketServerShims_pthread_setname_np(pthread_t thread, const char *name) {
+    return pthread_setname_np(thread, name);
+}
+
+int CSocketServerShims_pidfd_open(pid_t pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
