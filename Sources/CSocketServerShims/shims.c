@@ -14,18 +14,22 @@
 #define SYS_pidfd_open 434
 #endif
 
-int CSocketServerShims_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
-    return accept4(fd, address, length, flags);
+_Static_assert(sizeof(socklen_t) == sizeof(unsigned int), "socklen_t is unsigned int");
+_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is int");
+_Static_assert(sizeof(pthread_t) == sizeof(unsigned long), "pthread_t is unsigned long");
+
+int CSocketServerShims_accept4(int fd, void *address, unsigned int *length, int flags) {
+    return accept4(fd, (struct sockaddr *)address, (socklen_t *)length, flags);
 }
 
-int CSocketServerShims_sched_getaffinity(pid_t pid, size_t size, void *mask) {
-    return sched_getaffinity(pid, size, (cpu_set_t *)mask);
+int CSocketServerShims_sched_getaffinity(int pid, size_t size, void *mask) {
+    return sched_getaffinity((pid_t)pid, size, (cpu_set_t *)mask);
 }
 
-int CSocketServerShims_pthread_setname_np(pthread_t thread, const char *name) {
-    return pthread_setname_np(thread, name);
+int CSocketServerShims_pthread_setname_np(unsigned long thread, const char *name) {
+    return pthread_setname_np((pthread_t)thread, name);
 }
 
-int CSocketServerShims_pidfd_open(pid_t pid, unsigned int flags) {
-    return (int)syscall(SYS_pidfd_open, pid, flags);
+int CSocketServerShims_pidfd_open(int pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, (pid_t)pid, flags);
 }

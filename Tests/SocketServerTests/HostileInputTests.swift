@@ -331,18 +331,18 @@ struct HostileSizeTests {
         #expect(configuration.maxBufferedOutput == 2000)
     }
 
-    /// A mode built from the clamped extremes starts and serves (its loops allocate 16 MiB buffers, not
+    /// A server refuses the extremes with a clear error (issue 10: no silent clamping), while a mode built
+    /// from them without a server still works on the clamped values (its loops allocate 16 MiB buffers, not
     /// `Int.max`).
-    @Test func anEventServerWithExtremeSizesServes() throws {
+    @Test func anEventServerWithExtremeSizesIsRefusedAndTheModeStaysSafe() throws {
         let configuration = EventMode.Configuration(
             loops: 1, readChunkSize: .max, maxBufferedInput: .max, outputHighWatermark: .max,
             maxBufferedOutput: .max)
-        let server = try TCPServer(.loopback(), eventHandler: EventLineEcho.self, configuration: configuration)
-        try withServing(server) { server throws in
-            let client = try TestClient(connectingTo: server.serverAddress)
-            defer { client.close() }
-            try client.send("ping\n")
-            #expect(try client.readLine() == "ping\n")
+        #expect(throws: SocketServerError.self) {
+            _ = try TCPServer(.loopback(), eventHandler: EventLineEcho.self, configuration: configuration)
         }
+        let mode = EventMode(handler: EventLineEcho.self, configuration: configuration)
+        try mode.startLoops()
+        mode.serverClose(server: try TCPServer(.loopback(), handler: LineEchoHandler.self))
     }
 }

@@ -308,3 +308,40 @@ struct HandleErrorLevelTests {
         #expect(entries.first?.1.contains(clientAddress.description) == true, "the message says to whom")
     }
 }
+
+@Suite("EventMode.Configuration refuses out-of-range values at server creation")
+struct EventConfigurationValidationTests {
+    @Test(
+        "each out-of-range value is named in a clear error, and nothing is left behind",
+        arguments: [
+            EventMode.Configuration(loops: 0),
+            EventMode.Configuration(maxConnections: 0),
+            EventMode.Configuration(idleTimeout: .zero),
+            EventMode.Configuration(shutdownTimeout: .seconds(-1)),
+            EventMode.Configuration(readChunkSize: Int.max),
+            EventMode.Configuration(maxBufferedInput: -5),
+            EventMode.Configuration(outputHighWatermark: 1024, outputLowWatermark: 4096),
+            EventMode.Configuration(outputHighWatermark: 1 << 20, maxBufferedOutput: 1024),
+        ]
+    )
+    func refused(configuration: EventMode.Configuration) throws {
+        let before = ResourceSnapshot()
+        #expect {
+            _ = try TCPServer(.loopback(), eventHandler: EventLineEcho.self, configuration: configuration)
+        } throws: { error in
+            guard case .invalidConfiguration(let detail) = error as? SocketServerError else { return false }
+            return detail.contains("EventMode.Configuration")
+        }
+        #expect(throws: SocketServerError.self) {
+            _ = try TCPServer(.loopback(), handler: LineEchoHandler.self,
+                              mode: EventMode(handler: EventLineEcho.self, configuration: configuration))
+        }
+        before.expectNothingLeft()
+    }
+
+    @Test("the defaults and ordinary values are accepted")
+    func accepted() throws {
+        try EventMode.Configuration().validate()
+        try EventMode.Configuration(loops: 2, maxConnections: 10, idleTimeout: .seconds(1)).validate()
+    }
+}

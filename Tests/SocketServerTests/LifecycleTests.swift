@@ -146,8 +146,8 @@ struct LifecycleTests {
         client.close()
         let closed: Void? = try runBounded { server.serverClose() }
         #expect(closed != nil, "serverClose returned")
-        let serveForeverReturned = returned.load(ordering: .sequentiallyConsistent)
-        #expect(serveForeverReturned, "serveForever returned before serverClose did")
+        #expect(!server.isServing, "serving had stopped before serverClose returned")
+        #expect(waitFor { returned.load(ordering: .sequentiallyConsistent) })
         thread.join()
         #expect(server.lifecycleState == .closed)
         #expect(server.fileDescriptor == -1)

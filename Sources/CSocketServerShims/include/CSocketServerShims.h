@@ -7,25 +7,27 @@
 #ifndef CSOCKETSERVERSHIMS_H
 #define CSOCKETSERVERSHIMS_H
 
-#include <pthread.h>
+// Only compiler-provided headers here: a system header included by this module (with or without
+// _GNU_SOURCE) would make the module own declarations such as SOCK_STREAM, which files importing only Glibc
+// then fail to see, depending on the order in which modules are built. So the prototypes use plain C types
+// with the same layout as the Linux ones: `struct sockaddr *` as `void *`, `socklen_t` (unsigned int),
+// `pid_t` (int), `pthread_t` (unsigned long).
 #include <stddef.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 
 /// accept4(2): accepts a connection and sets SOCK_CLOEXEC / SOCK_NONBLOCK on it in the same call.
 /// Returns the new descriptor, or -1 with errno set.
-int CSocketServerShims_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+int CSocketServerShims_accept4(int fd, void *address, unsigned int *length, int flags);
 
 /// sched_getaffinity(2) into a caller-owned mask of `size` bytes (a cpu_set_t or larger).
 /// Returns 0, or -1 with errno set.
-int CSocketServerShims_sched_getaffinity(pid_t pid, size_t size, void *mask);
+int CSocketServerShims_sched_getaffinity(int pid, size_t size, void *mask);
 
 /// pthread_setname_np(3): names `thread` (at most 15 bytes plus the terminator on Linux).
 /// Returns 0 or an error number.
-int CSocketServerShims_pthread_setname_np(pthread_t thread, const char *name);
+int CSocketServerShims_pthread_setname_np(unsigned long thread, const char *name);
 
 /// pidfd_open(2) through syscall(SYS_pidfd_open, pid, flags) (Linux 5.3+): a close-on-exec descriptor that
 /// becomes readable when `pid` exits. Returns it, or -1 with errno set (ENOSYS on older kernels).
-int CSocketServerShims_pidfd_open(pid_t pid, unsigned int flags);
+int CSocketServerShims_pidfd_open(int pid, unsigned int flags);
 
 #endif

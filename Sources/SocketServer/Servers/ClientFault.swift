@@ -19,7 +19,7 @@ enum ClientFault {
             }
         case let error as SocketServerError:
             switch error {
-            case .lineTooLong: self = .misbehaved
+            case .lineTooLong, .inputTooLong, .readLengthOutOfRange: self = .misbehaved
             default: return nil
             }
         case let error as EventModeError:

@@ -45,6 +45,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         mode: (any ConcurrencyMode)? = nil
     ) throws {
         try Self.checkHandler(handler, mode: mode)
+        try (mode as? EventMode)?.configuration.validate()
         socket = try Self.makeSocket(for: serverAddress)
         super.init(serverAddress: serverAddress, handler: handler, mode: mode)
         try bindIfAsked(bindAndActivate)
@@ -80,6 +81,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
     ) throws {
         try configuration.validate()
+        try (mode as? EventMode)?.configuration.validate()
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
