@@ -231,6 +231,34 @@ struct AsyncModeTests {
         before.expectNothingLeft()
     }
 
+    @Test("at shutdown an idle handler's pending read ends the input, long before shutdownTimeout")
+    func shutdownEndsIdleReads() throws {
+        let before = ResourceSnapshot()
+        let (logger, store) = RecordingLogHandler.makeLogger()
+        let server = try TCPServer(
+            .loopback(), asyncHandler: AsyncLineEcho.self, configuration: .init(loops: 2, shutdownTimeout: .seconds(30)),
+            logger: logger)
+        let thread = try OSThread { try? server.serveForever(pollInterval: .milliseconds(50)) }
+        #expect(eventually { server.isServing })
+        let clients = try (0..<3).map { _ in try TestClient(connectingTo: server.serverAddress) }
+        for client in clients {
+            try client.send("hi\n")
+            let reply = try client.readLine()
+            #expect(reply == "hi\n")
+        }
+        server.shutdown()
+        thread.join()
+        // Idle handlers see end of input and return; none is closed by the 30 s deadline.
+        server.serverClose()
+        #expect(!store.all.contains { "\($0.2["socketserver.error"] ?? "")".contains("shutdown deadline") })
+        for client in clients {
+            let rest = try client.readToEnd()
+            #expect(rest == "")
+            client.close()
+        }
+        before.expectNothingLeft()
+    }
+
     @Test("past shutdownTimeout, waiting handlers are cancelled and their connections closed")
     func shutdownPastTheDeadline() throws {
         let before = ResourceSnapshot()

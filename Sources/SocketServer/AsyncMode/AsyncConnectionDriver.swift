@@ -28,6 +28,8 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private var writeWaiter: UnsafeContinuation<Void, any Error>?
     private var task: Task<Void, Never>?
     private var isPausedForInput = false
+    /// The server is shutting down: a read that would wait for more input ends the input instead.
+    private(set) var isShuttingDown = false
 
     init(
         context: EventHandlerContext,
@@ -81,6 +83,17 @@ final class AsyncConnectionDriver: EventStreamHandler {
         wakeWriter()
     }
 
+    /// Shutdown began: a handler waiting for input with nothing buffered sees end of input now, so idle
+    /// connections close at once instead of at the shutdown deadline; one holding part of a message keeps
+    /// waiting for the rest (until the deadline), and its next wait with nothing buffered ends the same way.
+    override func serverShuttingDown(_ connection: EventConnection) {
+        isShuttingDown = true
+        if input.isEmpty {
+            endOfInput = true
+            wakeReader()
+        }
+    }
+
     override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
         if failure == nil { failure = error ?? AsyncConnectionClosed() }
         self.connection = nil
@@ -97,6 +110,10 @@ final class AsyncConnectionDriver: EventStreamHandler {
     func waitForInput() async throws {
         try Task.checkCancellation()
         if let failure { throw failure }
+        if isShuttingDown && input.isEmpty {
+            endOfInput = true
+            return
+        }
         if isPausedForInput, input.count < inputLimit / 2 {
             isPausedForInput = false
             connection?.resumeReading()

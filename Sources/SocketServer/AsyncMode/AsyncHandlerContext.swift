@@ -12,6 +12,10 @@ public struct AsyncHandlerContext {
     /// The peer's address.
     public var clientAddress: SocketAddress { driver.clientAddress }
 
+    /// Whether the server has begun shutting down: a read that would wait with nothing buffered now ends
+    /// the input (an empty read), so a handler finishes the request it is in and returns.
+    public var isShuttingDown: Bool { driver.isShuttingDown }
+
     /// The server that accepted the connection. Do not keep it beyond the handler's life: the server's
     /// `deinit` waits for its loops.
     public var server: BaseServer { driver.unretainedServer.server }

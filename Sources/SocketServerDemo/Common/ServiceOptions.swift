@@ -21,7 +21,7 @@ struct ServiceOptions: ParsableArguments {
     @Option(help: "Worker threads for --mode pool.")
     var workers: Int?
 
-    @Option(help: "Event loops (threads) for --mode event.")
+    @Option(help: "Event loops (threads) for --mode event and --mode async.")
     var loops: Int?
 
     @Option(
@@ -56,7 +56,7 @@ struct ServiceOptions: ParsableArguments {
             guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1...1024.") }
         }
         if let loops {
-            guard mode.takesLoops else { throw ValidationError("--loops applies only to --mode event.") }
+            guard mode.takesLoops else { throw ValidationError("--loops applies only to --mode event and --mode async.") }
             guard (1...256).contains(loops) else { throw ValidationError("--loops must be 1...256.") }
         }
         if let timeout, !(timeout > 0 && timeout <= 86_400) {
