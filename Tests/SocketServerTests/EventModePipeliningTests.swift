@@ -16,6 +16,12 @@ final class LargeReplyPipelineHandler: EventStreamHandler {
     private var replying: Int?
     private var answered = 0
 
+    /// A small kernel send buffer on the server's side, so that a reply cannot all be taken at once however
+    /// large the kernel would let the buffer grow: it has to wait for the peer, and ends from `outputDrained`.
+    override func connectionOpened(_ connection: EventConnection) throws {
+        try connection.core.socket.setOption(level: SOL_SOCKET, name: SO_SNDBUF, value: 32 * 1024)
+    }
+
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         while replying == nil, input.readLine() != nil {
             connection.write(Self.body)
