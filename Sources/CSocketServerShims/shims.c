@@ -1,9 +1,10 @@
-// _GNU_SOURCE comes from Package.swift's cSettings, so <sys/socket.h>, <sched.h> and <pthread.h> declare
-// accept4, sched_getaffinity and pthread_setname_np here.
+// _GNU_SOURCE comes from Package.swift's cSettings, so <sys/socket.h>, <sched.h>, <pthread.h>, <spawn.h> and
+// <unistd.h> declare accept4, sched_getaffinity, pthread_setname_np, the _np spawn action and pipe2 here.
 #include "CSocketServerShims.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -32,4 +33,12 @@ int CSocketServerShims_pthread_setname_np(unsigned long thread, const char *name
 
 int CSocketServerShims_pidfd_open(int pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, (pid_t)pid, flags);
+}
+
+int CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(void *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowest);
+}
+
+int CSocketServerShims_pipe2(int *ends, int flags) {
+    return pipe2(ends, flags);
 }

@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Foundation
 import Glibc
 import Testing
@@ -43,12 +44,17 @@ func toolAvailable(_ tool: String) -> Bool {
     return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
 }
 
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func spawnActionsCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: Int32)
-    -> Int32
+/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34), through the C shim: Swift's Glibc lacks it.
+private func spawnActionsCloseFrom(
+    _ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: Int32
+) -> Int32 {
+    CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(actions, lowest)
+}
 
-@_silgen_name("pipe2")
-private func pipeWithFlags(_ ends: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+/// `pipe2`, through the C shim: Swift's Glibc declares it only under `_GNU_SOURCE`.
+private func pipeWithFlags(_ ends: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 {
+    CSocketServerShims_pipe2(ends, flags)
+}
 
 /// An error of the test harness itself (spawning, timeouts), reported with what it was doing.
 struct DemoHarnessError: Error, CustomStringConvertible {

@@ -1,5 +1,5 @@
-// Thin C wrappers for the few Linux calls SocketServer needs that Swift's Glibc module does not declare
-// (glibc declares them only under _GNU_SOURCE, or, for pidfd_open, only since glibc 2.36).
+// Thin C wrappers for the few Linux calls SocketServer (and its tests) need that Swift's Glibc module does not
+// declare (glibc declares them only under _GNU_SOURCE, or, for pidfd_open, only since glibc 2.36).
 //
 // Calling them through real C declarations, instead of `@_silgen_name`, uses the C calling convention and
 // binds to symbols every glibc since 2.34 has: pidfd_open goes through syscall(2), so no GLIBC_2.36 symbol
@@ -29,5 +29,13 @@ int CSocketServerShims_pthread_setname_np(unsigned long thread, const char *name
 /// pidfd_open(2) through syscall(SYS_pidfd_open, pid, flags) (Linux 5.3+): a close-on-exec descriptor that
 /// becomes readable when `pid` exits. Returns it, or -1 with errno set (ENOSYS on older kernels).
 int CSocketServerShims_pidfd_open(int pid, unsigned int flags);
+
+/// posix_spawn_file_actions_addclosefrom_np(3) (glibc 2.34): the spawned child closes every descriptor from
+/// `lowest` up. `actions` is a `posix_spawn_file_actions_t *`. Returns 0 or an error number. Used by the tests.
+int CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(void *actions, int lowest);
+
+/// pipe2(2): a pipe whose two ends get `flags` (O_CLOEXEC, O_NONBLOCK) in the same call; `ends` holds two
+/// ints. Returns 0, or -1 with errno set. Used by the tests.
+int CSocketServerShims_pipe2(int *ends, int flags);
 
 #endif
