@@ -13,6 +13,7 @@ deps:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -26,6 +27,35 @@ test: deps
 
 test-tsan: deps
 	$(SWIFT) test --no-parallel --sanitize=thread --scratch-path .build-tsan
+
+# Hardening (README, "Hardening"): AddressSanitizer with LeakSanitizer, the libFuzzer targets, the soak run.
+.PHONY: test-asan fuzz soak
+
+# The suite under AddressSanitizer with LeakSanitizer on, in the test process and in every socketserver-demo it
+# starts (they inherit this environment). .ci/lsan-suppressions.txt lists the leaks outside the project, each
+# with its reason; forked children leave with _exit, which runs no leak check. The Swift crash backtracer is
+# off (its memory reader trips ASan); lld links, as gold warns about every ASan check symbol.
+ASAN_ENV = SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan-suppressions.txt:print_suppressions=0
+
+test-asan: deps
+	$(ASAN_ENV) $(SWIFT) test --no-parallel --sanitize=address --scratch-path .build-asan -Xswiftc -use-ld=lld
+
+# Each libFuzzer target (Fuzz/) for FUZZ_SECONDS from its committed seeds; fails on a crash, leak or timeout.
+FUZZ_SECONDS ?= 60
+
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Fuzz/run
+
+# The soak (Soak/soak.py): socketserver-demo, built in release, in every mode for SOAK_SECONDS each, under
+# well-behaved and abusive clients; fails when a well-behaved request fails, a server dies or does not exit 0,
+# or its RSS, descriptors or threads grow. CI runs a short one.
+SOAK_SECONDS ?= 60
+SOAK_SCRATCH ?= .build-soak
+
+soak: deps
+	$(SWIFT) build -c release --product socketserver-demo --scratch-path $(SOAK_SCRATCH)
+	python3 Soak/soak.py --demo $(SOAK_SCRATCH)/release/socketserver-demo --seconds $(SOAK_SECONDS)
 
 # The harness is a package of its own (Perf/Package.swift, depending on this one): building it builds the
 # root's socketserver-demo in release next to it, in Perf/.build/release/. The harness compiles the C peers

@@ -1,0 +1,1 @@
+../../../Sources/SocketServerDemo/HTTP/HTTPHeadScanner.swift
