@@ -78,8 +78,8 @@ struct ReadmeExampleTests {
         // example: dependencies
         /// A thread-safe counter shared by every request.
         final class Counter: Sendable {
-            private let value = Mutex(0)
-            func next() -> Int { value.withLock { $0 += 1; return $0 } }
+            private let value = Atomic(0)
+            func next() -> Int { value.add(1, ordering: .relaxed).newValue }
         }
 
         final class CountingEcho: DependentStreamRequestHandler<Counter> {

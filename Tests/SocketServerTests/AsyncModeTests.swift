@@ -37,8 +37,8 @@ final class AsyncCalculator: AsyncStreamRequestHandler {
 
 /// What the handlers below observed, for the test to check.
 final class AsyncObservations: Sendable {
-    let threads = Mutex<[pthread_t]>([])
-    let errors = Mutex<[String]>([])
+    let threads = SanitizedMutex<[pthread_t]>([])
+    let errors = SanitizedMutex<[String]>([])
     let finished = Atomic(0)
 
     func record(thread: pthread_t) { threads.withLock { $0.append(thread) } }

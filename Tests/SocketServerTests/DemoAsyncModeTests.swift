@@ -40,7 +40,7 @@ private func splitResponses(_ bytes: [UInt8]) -> [HTTPReply] {
 
 /// What a helper thread hands back to the test.
 private final class AsyncModeStatusBox: Sendable {
-    let value = Mutex<Int32?>(nil)
+    let value = SanitizedMutex<Int32?>(nil)
 }
 
 @Suite("socketserver-demo --mode async: echo and http with async/await handlers", .serialized)

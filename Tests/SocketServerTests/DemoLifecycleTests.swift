@@ -160,5 +160,5 @@ struct DemoLifecycleTests {
 
 /// A result handed from a helper thread to the test.
 private final class StatusBox: Sendable {
-    let value = Mutex<Int32?>(nil)
+    let value = SanitizedMutex<Int32?>(nil)
 }

@@ -39,7 +39,7 @@ final class EventDatagramEcho: EventDatagramHandler {
 
 /// Thread-safe records of what handlers saw, for the tests that need to look inside the server.
 final class EventRecorder: Sendable {
-    private let closeErrors = Mutex<[String]>([])
+    private let closeErrors = SanitizedMutex<[String]>([])
     let maxBufferedOutput = Atomic<Int>(0)
 
     func recordClose(_ error: (any Error)?) {

@@ -8,7 +8,7 @@ import Testing
 
 /// A thread-safe store the handlers of these tests share: what a real service would inject (a cache, a pool).
 final class SharedTally: Sendable {
-    private let counts = Mutex<[String: Int]>([:])
+    private let counts = SanitizedMutex<[String: Int]>([:])
 
     /// Counts one more `key` and returns the new count.
     func add(_ key: String) -> Int {
@@ -160,7 +160,7 @@ struct HandlerInjectionTests {
         try withServing(dependent) { server in
             _ = try roundTrips("e\n", count: 2, to: server.serverAddress)
         }
-        let loops = Mutex<Set<Int>>([])
+        let loops = SanitizedMutex<Set<Int>>([])
         let factory = try TCPServer(.loopback(), configuration: .init(loops: 2)) { context in
             loops.withLock { _ = $0.insert(context.loopIndex) }
             return TallyEventHandler(dependencies: tally)

@@ -22,7 +22,7 @@ private func waitFor(within limit: Duration = .seconds(20), _ condition: () -> B
 /// instead of hanging the suite. Returns what `body` returned, or nil when it did not finish in time (the
 /// thread is then left to finish on its own).
 private func runBounded<T: Sendable>(within limit: Duration = .seconds(20), _ body: @escaping @Sendable () -> T) throws -> T? {
-    let result = Mutex<T?>(nil)
+    let result = SanitizedMutex<T?>(nil)
     let done = DispatchSemaphore(value: 0)
     let thread = try OSThread {
         let value = body()
@@ -201,7 +201,7 @@ struct LifecycleTests {
     @Test("serverClose wakes a handleRequest that waits without a timeout, which then throws serverClosed")
     func serverCloseWakesHandleRequest() throws {
         let server = try TCPServer(.loopback(), handler: LineEchoHandler.self)
-        let outcome = Mutex<LifecycleOutcome?>(nil)
+        let outcome = SanitizedMutex<LifecycleOutcome?>(nil)
         let thread = try OSThread {
             let result = LifecycleOutcome { try server.handleRequest() }
             outcome.withLock { $0 = result }
@@ -328,8 +328,8 @@ struct LifecycleTests {
 
 /// A job queue on its own thread, standing in for blocking work (a database call) done off the loop.
 final class OffLoopJobs: Sendable {
-    let pending = Mutex<[EventConnection.Handle]>([])
-    let results = Mutex<[Bool]>([])
+    let pending = SanitizedMutex<[EventConnection.Handle]>([])
+    let results = SanitizedMutex<[Bool]>([])
 
     func add(_ handle: EventConnection.Handle) { pending.withLock { $0.append(handle) } }
 

@@ -354,7 +354,7 @@ extension ModeTest {
 
 /// Collects what `ForkingMode` reports about exited children.
 final class ChildExitLog: Sendable {
-    private let exits = Mutex<[ChildExit]>([])
+    private let exits = SanitizedMutex<[ChildExit]>([])
     func record(_ exit: ChildExit) { exits.withLock { $0.append(exit) } }
     var all: [ChildExit] { exits.withLock { $0 } }
 }

@@ -88,7 +88,7 @@ struct NonBlockingListenerTests {
         try #require(taken >= 0)
         _ = Glibc.close(taken)
 
-        let outcome = Mutex("did not return")
+        let outcome = SanitizedMutex("did not return")
         var late: TestClient?
         let returned = try returns(within: .seconds(10), unblock: {
             late = try? TestClient(connectingTo: server.serverAddress)
@@ -107,7 +107,7 @@ struct NonBlockingListenerTests {
         let sender = try Socket(family: .inet, type: .datagram)
         defer { sender.close() }
 
-        let outcome = Mutex("did not return")
+        let outcome = SanitizedMutex("did not return")
         let returned = try returns(within: .seconds(10), unblock: {
             try? sender.send(Array("unblock".utf8), to: server.serverAddress)
         }) {
@@ -125,7 +125,7 @@ struct NonBlockingListenerTests {
         let client = try TestClient(connectingTo: server.serverAddress)
         defer { client.close() }
 
-        let failure = Mutex<String?>(nil)
+        let failure = SanitizedMutex<String?>(nil)
         var late: TestClient?
         let returned = try returns(within: .seconds(10), unblock: {
             late = try? TestClient(connectingTo: server.serverAddress)

@@ -10,7 +10,7 @@ import Testing
 /// for a client timeout with the cause swallowed.
 final class ServingThread: Sendable {
     private final class Outcome: Sendable {
-        let failure = Mutex<(any Error)?>(nil)
+        let failure = SanitizedMutex<(any Error)?>(nil)
         let returned = Atomic(false)
     }
 

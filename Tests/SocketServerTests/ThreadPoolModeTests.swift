@@ -7,7 +7,7 @@ import Testing
 
 /// Records the thread `handleError` ran on and counts `shutdownRequest` calls.
 final class PoolErrorServer: TCPServer, @unchecked Sendable {
-    let errorThreads = Mutex<[pthread_t]>([])
+    let errorThreads = SanitizedMutex<[pthread_t]>([])
     let shutdownRequests = Atomic(0)
 
     override func handleError(_ error: any Error, clientAddress: SocketAddress) {

@@ -38,7 +38,7 @@ final class OrderRecordingHandler: StreamRequestHandler {
 /// Records the thread it ran on, then throws.
 final class ThreadRecordingFailingHandler: StreamRequestHandler {
     struct Failure: Error {}
-    static let thread = Mutex<pthread_t?>(nil)
+    static let thread = SanitizedMutex<pthread_t?>(nil)
     override func handle() throws {
         Self.thread.withLock { $0 = pthread_self() }
         throw Failure()
@@ -47,8 +47,8 @@ final class ThreadRecordingFailingHandler: StreamRequestHandler {
 
 /// Records on which thread `handleError` ran, and every `shutdownRequest`.
 final class ErrorThreadServer: ThreadingTCPServer, @unchecked Sendable {
-    let errorThread = Mutex<pthread_t?>(nil)
-    let servingThread = Mutex<pthread_t?>(nil)
+    let errorThread = SanitizedMutex<pthread_t?>(nil)
+    let servingThread = SanitizedMutex<pthread_t?>(nil)
     let shutdownRequests = Atomic(0)
 
     override func getRequest() throws -> (Request, SocketAddress) {
