@@ -313,33 +313,7 @@ struct AsyncModeTests {
     )
     func allocationsPerMessage() throws {
         let server = try TCPServer(.loopback(), asyncHandler: AsyncLineEcho.self, configuration: .init(loops: 1))
-        let allocations = try withServing(server, pollInterval: .seconds(10)) { server throws -> Int64 in
-            let client = try TestClient(connectingTo: server.serverAddress)
-            defer { client.close() }
-            let message = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-            let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-            defer {
-                message.deallocate()
-                reply.deallocate()
-            }
-            message.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "a"))
-            message[63] = UInt8(ascii: "\n")
-            func echo(_ count: Int) throws {
-                for _ in 0..<count {
-                    try client.socket.sendAll(UnsafeRawBufferPointer(message))
-                    var received = 0
-                    while received < 64 {
-                        let count = try client.socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: reply[received...]))
-                        if count == 0 { throw SocketError(operation: "recv", code: ECONNRESET) }
-                        received += count
-                    }
-                }
-            }
-            try echo(1_000)
-            let before = allocation_counter_allocations()
-            try echo(10_000)
-            return allocation_counter_allocations() - before
-        }
+        let allocations = try countEchoAllocations(on: server)
         let perMessage = Double(allocations) / 10_000
         print("async mode: \(allocations) heap allocations over 10,000 echoes (\(perMessage) per message)")
         #expect(perMessage <= 2)

@@ -17,37 +17,7 @@ struct EventModeAllocationTests {
         #expect(allocation_counter_allocations() > probeStart && probe.count == 1000)
         for handler in [EventLineEcho.self, EventChunkEcho.self] as [EventStreamHandler.Type] {
             let server = try makeEventServer(handler, .init(loops: 1))
-            let allocations = try withServing(server, pollInterval: .seconds(10)) { server throws -> Int64 in
-                let client = try TestClient(connectingTo: server.serverAddress)
-                defer { client.close() }
-                let message = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-                let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-                defer {
-                    message.deallocate()
-                    reply.deallocate()
-                }
-                message.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "a"))
-                message[63] = UInt8(ascii: "\n")
-                func echo(_ count: Int) throws {
-                    for _ in 0..<count {
-                        try client.socket.sendAll(UnsafeRawBufferPointer(message))
-                        var received = 0
-                        while received < 64 {
-                            let count = try client.socket.receive(
-                                into: UnsafeMutableRawBufferPointer(rebasing: reply[received...])
-                            )
-                            if count == 0 { throw SocketError(operation: "recv", code: ECONNRESET) }
-                            received += count
-                        }
-                    }
-                }
-                try echo(1_000)
-                let before = allocation_counter_allocations()
-                try echo(10_000)
-                let after = allocation_counter_allocations()
-                #expect(reply.elementsEqual(message))
-                return after - before
-            }
+            let allocations = try countEchoAllocations(on: server)
             print("event mode, \(handler): \(allocations) heap allocations over 10,000 echoes")
             // Zero is the target; a handful allows for an unrelated thread of the test runner waking up.
             #expect(allocations < 20, "\(handler): \(allocations) allocations over 10,000 echoes")

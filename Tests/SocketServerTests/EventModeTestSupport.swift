@@ -1,3 +1,4 @@
+import CAllocationCounter
 import Foundation
 import Glibc
 import Synchronization
@@ -133,5 +134,40 @@ func isReadable(_ socket: Socket, within wait: Duration = .zero) -> Bool {
         let result = poll(&entry, 1, milliseconds)
         if result < 0 && errno == EINTR { continue }
         return result > 0
+    }
+}
+
+/// Serves `server` and echoes 64-byte lines through one connection: `warmUp` echoes, then `measured` more
+/// while counting the process's heap allocations (the client side allocates nothing). Returns that count;
+/// records an issue if the last reply differs from the message.
+func countEchoAllocations(on server: TCPServer, warmUp: Int = 1_000, measured: Int = 10_000) throws -> Int64 {
+    try withServing(server, pollInterval: .seconds(10)) { server throws -> Int64 in
+        let client = try TestClient(connectingTo: server.serverAddress)
+        defer { client.close() }
+        let message = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer {
+            message.deallocate()
+            reply.deallocate()
+        }
+        message.initializeMemory(as: UInt8.self, repeating: UInt8(ascii: "a"))
+        message[63] = UInt8(ascii: "\n")
+        func echo(_ count: Int) throws {
+            for _ in 0..<count {
+                try client.socket.sendAll(UnsafeRawBufferPointer(message))
+                var received = 0
+                while received < 64 {
+                    let count = try client.socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: reply[received...]))
+                    if count == 0 { throw SocketError(operation: "recv", code: ECONNRESET) }
+                    received += count
+                }
+            }
+        }
+        try echo(warmUp)
+        let before = allocation_counter_allocations()
+        try echo(measured)
+        let after = allocation_counter_allocations()
+        #expect(reply.elementsEqual(message))
+        return after - before
     }
 }
