@@ -1,6 +1,13 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// The strict settings Swift server packages build with: `any` spelled out on every existential, and a module's
+// members visible only where that module is imported.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
 let package = Package(
     name: "SocketServer",
     products: [
@@ -30,7 +37,8 @@ let package = Package(
                 "CLibEventShim",
                 "CSocketServerShims",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "SocketServerDemo",
@@ -38,18 +46,21 @@ let package = Package(
                 "SocketServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strictSettings
         ),
         // Replaces malloc & co. with counting wrappers in whatever links it (the tests): see its header.
         .target(name: "CAllocationCounter"),
         .testTarget(
             name: "SocketServerTests",
-            dependencies: ["SocketServer", "CAllocationCounter"]
+            dependencies: ["SocketServer", "CAllocationCounter"],
+            swiftSettings: strictSettings
         ),
         // Sees the library as users do (plain `import`): the README's examples and a third-party mode.
         .testTarget(
             name: "SocketServerAPITests",
-            dependencies: ["SocketServer"]
+            dependencies: ["SocketServer"],
+            swiftSettings: strictSettings
         ),
     ],
     swiftLanguageModes: [.v6]

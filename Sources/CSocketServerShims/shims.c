@@ -7,6 +7,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 // The syscall number is 434 on every Linux architecture (it was allocated after the numbers were unified);
@@ -41,4 +42,10 @@ int CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(void *actions, i
 
 int CSocketServerShims_pipe2(int *ends, int flags) {
     return pipe2(ends, flags);
+}
+
+int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds) {
+    struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, sizeof interval) != 0) return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, sizeof interval);
 }

@@ -1,5 +1,6 @@
 import CAllocationCounter
 import Dispatch
+import Foundation
 import Glibc
 import Logging
 import Synchronization

@@ -38,4 +38,9 @@ int CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(void *actions, i
 /// ints. Returns 0, or -1 with errno set. Used by the tests.
 int CSocketServerShims_pipe2(int *ends, int flags);
 
+/// setsockopt(2) of SO_RCVTIMEO and SO_SNDTIMEO to `seconds` + `microseconds` (both 0: no limit). Swift sees
+/// `struct timeval` as owned by whichever C module included <sys/time.h> first, so the socket layer sets it
+/// here. Returns 0, or -1 with errno set.
+int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds);
+
 #endif

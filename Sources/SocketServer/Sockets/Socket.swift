@@ -298,13 +298,16 @@ public final class Socket: @unchecked Sendable {
         get { timeoutStorage.withLock { $0 } }
         set {
             timeoutStorage.withLock { $0 = newValue }
-            var interval = newValue.map { timeval($0) } ?? timeval(tv_sec: 0, tv_usec: 0)
-            if newValue != nil, interval.tv_sec == 0, interval.tv_usec == 0 { interval.tv_usec = 1 }
+            var (seconds, microseconds): (Int64, Int64) = (0, 0)
+            if let newValue {
+                let (whole, attoseconds) = newValue.components
+                if whole >= 0 { (seconds, microseconds) = (whole, attoseconds / 1_000_000_000_000) }
+                // A positive limit under a microsecond must not become 0, which the kernel reads as no limit.
+                if seconds == 0, microseconds == 0 { microseconds = 1 }
+            }
             let fd = fileDescriptor
             guard fd >= 0 else { return }
-            let size = socklen_t(MemoryLayout<timeval>.size)
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, size)
-            _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, size)
+            _ = CSocketServerShims_set_socket_timeouts(fd, seconds, microseconds)
         }
     }
 

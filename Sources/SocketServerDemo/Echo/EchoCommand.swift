@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SocketServer
 
 /// `socketserver-demo echo`: line echo over TCP or a Unix stream socket.

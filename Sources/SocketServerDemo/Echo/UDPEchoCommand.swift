@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SocketServer
 
 /// `socketserver-demo udp-echo`: datagram echo over UDP or a Unix datagram socket.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import SocketServer
 
 /// `socketserver-demo http`: a static file server, like `python3 -m http.server`.
