@@ -49,3 +49,8 @@ int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long 
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, sizeof interval) != 0) return -1;
     return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, sizeof interval);
 }
+
+int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds) {
+    struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
+    return setsockopt(fd, SOL_SOCKET, receive ? SO_RCVTIMEO : SO_SNDTIMEO, &interval, sizeof interval);
+}

@@ -43,4 +43,7 @@ int CSocketServerShims_pipe2(int *ends, int flags);
 /// here. Returns 0, or -1 with errno set.
 int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds);
 
+/// The same for one direction: SO_RCVTIMEO when `receive` is not 0, else SO_SNDTIMEO. One setsockopt(2).
+int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds);
+
 #endif
