@@ -9,6 +9,9 @@ final class AsyncDatagramDispatcher: Sendable {
         var nextID: UInt64 = 0
     }
 
+    /// How many handlers run at once when the configuration's `maxConnections` is nil: 4,096.
+    static let defaultMaxRunning = 4096
+
     let makeHandler: @Sendable (AsyncDatagramContext) throws -> AsyncDatagramRequestHandler
     private let running = SanitizedMutex(Running())
 

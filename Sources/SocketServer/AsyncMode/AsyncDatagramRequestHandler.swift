@@ -4,7 +4,7 @@
 /// The server reads datagrams on its own loop (the thread in `serveForever`), runs `verifyRequest` and the
 /// other hooks there, and starts one task per datagram on one of the mode's event loops, round robin; the
 /// handler is created and runs in that task, on that loop's thread, so datagrams are handled concurrently
-/// while handlers `await` other work. At most `maxConnections` handlers run at once (default: no limit):
+/// while handlers `await` other work. At most `maxConnections` handlers run at once (default 4,096):
 /// at the limit the server stops reading its socket and the kernel's receive buffer holds (or drops, as a
 /// network may) what arrives. `shutdown()` stops reading; `serverClose()` lets running handlers finish for up
 /// to `shutdownTimeout`, then cancels their tasks.

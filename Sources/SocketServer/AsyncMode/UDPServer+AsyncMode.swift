@@ -3,7 +3,7 @@ import Logging
 extension EventMode {
     /// An event mode whose datagrams are each answered by an async handler that `makeAsyncDatagramHandler`
     /// builds, in a task on one of the mode's loops (see `AsyncDatagramRequestHandler`). For `UDPServer` and
-    /// `UnixDatagramServer`. `maxConnections` bounds the handlers running at once; `shutdownTimeout` how
+    /// `UnixDatagramServer`. `maxConnections` bounds the handlers running at once (default 4,096); `shutdownTimeout` how
     /// long `serverClose()` lets them finish.
     public convenience init(
         configuration: Configuration = Configuration(),
@@ -21,7 +21,8 @@ extension TCPServer {
     /// - Parameters:
     ///   - serverAddress: where to serve; port 0 picks a free port.
     ///   - asyncHandler: the handler class; one instance per datagram.
-    ///   - configuration: the loops, `maxConnections` (handlers running at once) and `shutdownTimeout`.
+    ///   - configuration: the loops, `maxConnections` (handlers running at once, default 4,096) and
+    ///     `shutdownTimeout`.
     ///   - serverConfiguration: the bind-time settings (`maxPacketSize`, reuse).
     ///   - logger: where `handleError` and diagnostics go.
     /// - Throws: `SocketServerError.handlerMismatch` on a stream server, `.invalidConfiguration`;

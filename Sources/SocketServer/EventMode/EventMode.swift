@@ -102,7 +102,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// False at `maxConnections` and while closing, so the server stops accepting.
     public var isAcceptingRequests: Bool {
         if isClosing.load(ordering: .relaxed) { return false }
-        guard let limit = configuration.maxConnections else { return true }
+        guard let limit = connectionLimit else { return true }
         return openConnections.load(ordering: .relaxed) < limit
     }
 
@@ -119,7 +119,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let workers = try runningWorkers()
             let worker = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count]
             let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
-            if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
+            if let limit = connectionLimit, open >= limit { server.refreshAccepting() }
             // The task does not retain the server (see `UnretainedServer`).
             let unretained = UnretainedServer(server)
             let accepted = worker.loop.execute {
@@ -145,7 +145,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let workers = try runningWorkers()
             let loop = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count].loop
             let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
-            if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
+            if let limit = connectionLimit, open >= limit { server.refreshAccepting() }
             let unretained = UnretainedServer(server)
             let context = AsyncDatagramContext(datagram: datagram, clientAddress: clientAddress, server: unretained, loop: loop)
             dispatcher.start(context) { [self] onLoop in
@@ -200,9 +200,17 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         if remaining == 0 && isClosing.load(ordering: .sequentiallyConsistent) {
             _ = drained.withLock { $0?.signal() }
         }
-        if let limit = configuration.maxConnections, remaining == limit - 1 {
+        if let limit = connectionLimit, remaining == limit - 1 {
             server.with { $0.refreshAccepting() }
         }
+    }
+
+    /// The most connections (or async datagram handlers) open at once: `maxConnections`, which for async
+    /// datagram handlers defaults to `AsyncDatagramDispatcher.defaultMaxRunning`, since nothing else (no
+    /// descriptor) bounds how many a flood of datagrams would start.
+    private var connectionLimit: Int? {
+        if case .asyncDatagram = handling { return configuration.maxConnections ?? AsyncDatagramDispatcher.defaultMaxRunning }
+        return configuration.maxConnections
     }
 
     /// Whether this mode serves connections (`EventStreamHandler`) rather than datagrams.
