@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -48,4 +49,11 @@ int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long 
     struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, sizeof interval) != 0) return -1;
     return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, sizeof interval);
+}
+
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(out_fd, in_fd, &position, count);
+    *offset = (long long)position;
+    return (long long)sent;
 }

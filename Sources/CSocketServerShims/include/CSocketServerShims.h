@@ -43,4 +43,9 @@ int CSocketServerShims_pipe2(int *ends, int flags);
 /// here. Returns 0, or -1 with errno set.
 int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds);
 
+/// sendfile(2): copies up to `count` bytes of the file `in_fd` from `*offset` (advanced by what was sent) to
+/// the socket `out_fd`, inside the kernel. Returns the bytes sent (0 at the file's end), or -1 with errno set
+/// (EAGAIN when a non-blocking socket is full, or a blocking one's SO_SNDTIMEO expired).
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
+
 #endif
