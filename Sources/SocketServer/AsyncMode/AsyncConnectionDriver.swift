@@ -147,6 +147,14 @@ final class AsyncConnectionDriver: EventStreamHandler {
         return !connection.isWritable
     }
 
+    /// Sends a file region (queued behind earlier output); returns whether the caller must wait for it
+    /// to drain, as `writeNow`.
+    func sendFileNow(_ region: FileRegion) throws -> Bool {
+        guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
+        guard connection.sendFile(region) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
+        return !connection.isWritable
+    }
+
     // MARK: - The handler's life
 
     private func runHandler() async {

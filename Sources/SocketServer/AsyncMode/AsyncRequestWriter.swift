@@ -30,6 +30,15 @@ public struct AsyncRequestWriter {
         }
     }
 
+    /// Sends a file region with `sendfile(2)` (see `EventConnection.sendFile(_:)`), after what was written
+    /// before; returns at once when the connection's queued output (the region's unsent bytes included)
+    /// is under the high watermark, else suspends until the peer has taken it all.
+    /// - Throws: the connection's failure (`FileRegionError.fileShrank` when the file ended early), or
+    ///   `AsyncConnectionClosed`, when it no longer takes writes.
+    public func sendFile(_ region: FileRegion) async throws {
+        if try driver.sendFileNow(region) { try await driver.waitForOutputDrained() }
+    }
+
     /// Waits until everything written has been taken by the peer.
     public func flush() async throws {
         try await driver.waitForOutputDrained()
