@@ -63,8 +63,8 @@ public struct EventConnection: Hashable {
     /// `isWritable` turns false and reading pauses while a large file is on its way), not against
     /// `maxBufferedOutput`, since they take no memory; `outputDrained(on:)` runs once all of it has gone.
     /// The region's `owner` (or the caller) must keep the descriptor open until then or until the
-    /// connection closes. A file that ends before the region does fails the connection with
-    /// `FileRegionError.fileShrank` (reported to `handleError`).
+    /// connection closes. A file that ends before the region does closes the connection (the peer gets a
+    /// short body), with `FileRegionError.fileShrank` given to `connectionClosed`.
     /// - Returns: false when the connection no longer takes writes.
     @discardableResult
     public func sendFile(_ region: FileRegion) -> Bool {

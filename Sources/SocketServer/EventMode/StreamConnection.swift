@@ -43,6 +43,9 @@ final class StreamConnection: SocketEventTarget {
     /// The bytes written behind queued file regions, in memory, counted against `maxBufferedOutput` too.
     private var trailerBytes = 0
     private var failure: (any Error)?
+    /// Why an orderly close happened, when not at the handler's own initiative (an idle timeout the handler
+    /// answered): given to `connectionClosed`.
+    private var closeReason: (any Error)?
     private var isInCallback = false
     private var receivedEndOfInput = false
     private var isPausedByHandler = false
@@ -97,7 +100,14 @@ final class StreamConnection: SocketEventTarget {
     }
 
     override func socketTimedOut() {
-        inCallback { self.fail(EventModeError.idleTimeout) }
+        inCallback {
+            // A connection already closing (its farewell not taken by the peer) is dropped now.
+            if state == .open, let handler, handler.idleTimeoutExpired(on: EventConnection(self)) {
+                closeReason = EventModeError.idleTimeout
+                return
+            }
+            fail(EventModeError.idleTimeout)
+        }
     }
 
     // MARK: - Handler API (through EventConnection)
@@ -459,7 +469,7 @@ final class StreamConnection: SocketEventTarget {
         trailerBytes = 0
         let handler = self.handler
         self.handler = nil
-        handler?.connectionClosed(EventConnection(self), error: error)
+        handler?.connectionClosed(EventConnection(self), error: error ?? closeReason)
         server.with { $0.shutdownRequest(.stream(socket)) }
         worker.remove(self)
     }

@@ -123,8 +123,15 @@ extension BaseServer {
 
     /// Hands connections whose next request arrived to the mode, oldest first, while it takes requests;
     /// on the serving loop's thread.
+    ///
+    /// Fair to new connections: while one waits in the listener's backlog (a `poll` of the listener says
+    /// so), resumed connections and the listener take turns for the mode's free slots, one each, so that
+    /// neither a flood of new clients nor the kept-alive ones can starve the other.
     func dispatchResumedConnections() {
-        while mode.isAcceptingRequests, !isShutdownRequested, let next = parking.dequeue() {
+        while mode.isAcceptingRequests, !isShutdownRequested, parking.hasResumed {
+            if parking.dispatchedSinceAccept > 0 && listenerHasPendingConnection { return }
+            guard let next = parking.dequeue() else { return }
+            parking.dispatchedSinceAccept += 1
             let request = Request.stream(next.socket)
             do {
                 try processRequest(request, clientAddress: next.clientAddress)
@@ -133,6 +140,14 @@ extension BaseServer {
                 shutdownRequest(request)
             }
         }
+    }
+
+    /// Whether a connection waits in the listener's backlog: one `poll` with no wait.
+    private var listenerHasPendingConnection: Bool {
+        let listener = fileDescriptor
+        guard listener >= 0 else { return false }
+        var entry = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0 && entry.revents & Int16(POLLIN) != 0
     }
 
     /// Ends every parked connection (and those waiting for the mode): serving is over. On the serving

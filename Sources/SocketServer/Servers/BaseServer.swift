@@ -134,8 +134,10 @@ open class BaseServer: @unchecked Sendable {
                 loop.exit()
                 return
             }
-            // A mode that reached its capacity stops the listener now, even if it did not ask.
-            if !self.mode.isAcceptingRequests { self.applyAccepting() }
+            // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
+            // parked connections get the next free slot.
+            self.parking.dispatchedSinceAccept = 0
+            if !self.mode.isAcceptingRequests || self.parking.hasResumed { self.applyAccepting() }
             self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in

@@ -37,6 +37,10 @@ final class ParkedConnections: @unchecked Sendable {
     /// In a forked child only: whether the handler parked its connection (the child then leaves it alone).
     var childParked = false
 
+    /// Resumed connections handed to the mode since the listener last accepted one: while new connections
+    /// wait in the backlog, the two take turns for the mode's free slots (see `dispatchResumedConnections`).
+    var dispatchedSinceAccept = 0
+
     /// How many connections wait for their next request.
     var parkedCount: Int { parked.count }
     /// How many connections have their next request and wait for the mode.
@@ -93,6 +97,9 @@ final class ParkedConnections: @unchecked Sendable {
     func dequeue() -> Resumed? {
         resumed.popFirst()
     }
+
+    /// Whether no connection waits for the mode.
+    var hasResumed: Bool { !resumed.isEmpty }
 
     /// Takes every connection out (parked or waiting for the mode), for the end of serving.
     func takeAll() -> [(Socket, SocketAddress)] {
