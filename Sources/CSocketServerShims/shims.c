@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -57,7 +58,9 @@ void CSocketServerShims_sleep(long long seconds, long long nanoseconds) {
     while (nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
 }
 
-int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds) {
-    struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
-    return setsockopt(fd, SOL_SOCKET, receive ? SO_RCVTIMEO : SO_SNDTIMEO, &interval, sizeof interval);
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(out_fd, in_fd, &position, count);
+    *offset = (long long)position;
+    return (long long)sent;
 }

@@ -48,7 +48,9 @@ int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds,
 /// left). For the same reason as above (`struct timespec`'s owner), Swift code sleeps through this.
 void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
 
-/// The same for one direction: SO_RCVTIMEO when `receive` is not 0, else SO_SNDTIMEO. One setsockopt(2).
-int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds);
+/// sendfile(2): copies up to `count` bytes of the file `in_fd` from `*offset` (advanced by what was sent) to
+/// the socket `out_fd`, inside the kernel. Returns the bytes sent (0 at the file's end), or -1 with errno set
+/// (EAGAIN when a non-blocking socket is full, or a blocking one's SO_SNDTIMEO expired).
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
 
 #endif
