@@ -46,6 +46,9 @@ open class BaseServer: @unchecked Sendable {
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
     public var logger: Logger
+    /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
+    /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
+    package var proxyProtocolSettings: ProxyProtocolConfiguration?
     /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
     /// `serveForever` ignores it, as in Python.
     open var timeout: Duration?
@@ -251,7 +254,11 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode — except
+    /// on a server with `TCPServer.proxyProtocol` set, where it runs once the PROXY header has been read,
+    /// with the original client's address, on the thread that runs the request (the handler thread, worker,
+    /// child, or the connection's event loop), so possibly on several threads at once; an error it throws
+    /// there goes to `handleError` and costs only that connection.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
@@ -487,7 +494,16 @@ open class BaseServer: @unchecked Sendable {
             return
         }
         isInBackoffEpisode = false
-        if try verifyRequest(request, clientAddress: clientAddress) {
+        // Behind a PROXY-protocol listener the peer is the proxy: the request is verified once its header has
+        // given the client's address, on the thread that runs it (`TCPServer.finishRequest`, event mode).
+        if proxyProtocolSettings != nil, case .stream = request {
+            do {
+                try processRequest(request, clientAddress: clientAddress)
+            } catch {
+                handleError(error, clientAddress: clientAddress)
+                shutdownRequest(request)
+            }
+        } else if try verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

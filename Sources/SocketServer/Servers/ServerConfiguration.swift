@@ -23,6 +23,9 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// The largest datagram a datagram server hands to a handler, 1 ... 16 MiB; longer ones are cut to
     /// exactly this size (Python's `max_packet_size`). Default 8192. Stream servers ignore it.
     public var maxPacketSize: Int
+    /// The PROXY protocol (v1/v2) for a stream server behind a load balancer; nil, the default, reads none.
+    /// Datagram servers refuse it. See `ProxyProtocolConfiguration`.
+    public var proxyProtocol: ProxyProtocolConfiguration?
 
     /// The largest `maxPacketSize` accepted: beyond any datagram Linux delivers, and a bounded buffer.
     public static let maxPacketSizeLimit = 16 << 20
@@ -34,7 +37,8 @@ public struct ServerConfiguration: Sendable, Hashable {
         requestQueueSize: Int = Int(SOMAXCONN),
         dualStack: Bool = false,
         timeout: Duration? = nil,
-        maxPacketSize: Int = 8192
+        maxPacketSize: Int = 8192,
+        proxyProtocol: ProxyProtocolConfiguration? = nil
     ) {
         self.allowReuseAddress = allowReuseAddress
         self.allowReusePort = allowReusePort
@@ -42,6 +46,7 @@ public struct ServerConfiguration: Sendable, Hashable {
         self.dualStack = dualStack
         self.timeout = timeout
         self.maxPacketSize = maxPacketSize
+        self.proxyProtocol = proxyProtocol
     }
 
     /// Checks every value; called by the server initialisers.
@@ -57,5 +62,6 @@ public struct ServerConfiguration: Sendable, Hashable {
             throw SocketServerError.invalidConfiguration(
                 "maxPacketSize \(maxPacketSize) is not in 1...\(Self.maxPacketSizeLimit)")
         }
+        try proxyProtocol?.validate()
     }
 }
