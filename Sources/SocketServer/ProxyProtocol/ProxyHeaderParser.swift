@@ -76,6 +76,8 @@ enum ProxyHeaderParser {
             throw .malformedHeader("v1 line not ended by CRLF")
         }
         let line = UnsafeRawBufferPointer(rebasing: bytes[v1Signature.count..<(newline - 1)])
+        // Even where the rest is ignored (UNKNOWN), a CR may only end the line.
+        guard !line.contains(UInt8(ascii: "\r")) else { throw .malformedHeader("v1 line with a CR before its end") }
         let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard let protocolName = fields.first else { throw .malformedHeader("v1 line without a protocol") }
         let length = newline + 1
