@@ -166,7 +166,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         for worker in current.workers {
             worker.loop.execute { worker.noticeShutdown() }
         }
-        if openConnections.load(ordering: .sequentiallyConsistent) > 0 {
+        if openConnections.load(ordering: .sequentiallyConsistent) > 0 && !server.closesImmediately {
             _ = semaphore.wait(timeout: .now() + configuration.shutdownTimeout.dispatchInterval)
         }
         for worker in current.workers {

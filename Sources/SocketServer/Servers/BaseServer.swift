@@ -54,6 +54,7 @@ open class BaseServer: @unchecked Sendable {
     open var timeout: Duration?
 
     private let lifecycle = SanitizedMutex(Lifecycle())
+    private let closesImmediatelyFlag = Atomic(false)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     private var isBackingOff = false
@@ -196,6 +197,23 @@ open class BaseServer: @unchecked Sendable {
             if state.servingThread != nil { state.loop?.exit() }
         }
     }
+
+    /// Stops accepting now and lets `serveForever` return without waiting: the graceful half of a
+    /// swift-service-lifecycle shutdown (`SocketServerLifecycle`). Safe from any thread.
+    package func stopAccepting() {
+        requestShutdown()
+    }
+
+    /// Stops accepting and makes the coming `serverClose()` skip its drain (event-mode connections are
+    /// closed at once, a pool's queued requests dropped): a cancelled `SocketServerService`. Safe from any
+    /// thread, including a cancellation handler.
+    package func closeWithoutDrain() {
+        closesImmediatelyFlag.store(true, ordering: .sequentiallyConsistent)
+        requestShutdown()
+    }
+
+    /// Whether `closeWithoutDrain()` was called: read by the modes in `serverClose(server:)`.
+    package var closesImmediately: Bool { closesImmediatelyFlag.load(ordering: .sequentiallyConsistent) }
 
     /// Whether `serveForever` is running.
     public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
