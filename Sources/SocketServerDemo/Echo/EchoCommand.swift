@@ -19,6 +19,8 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @OptionGroup var delay: ReplyDelayOption
 
     func run() throws {
@@ -34,11 +36,13 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
+        let configuration = try proxyProtocol.serverConfiguration(unix: options.isUnix)
         let server: BaseServer =
             if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
+                try UnixStreamServer(
+                    address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
+                try TCPServer(address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
         try ServiceRunner.serve(server, context: context)
     }

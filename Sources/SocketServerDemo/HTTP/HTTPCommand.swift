@@ -27,6 +27,8 @@ struct HTTPCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @Option(name: [.customShort("d"), .long], help: "Directory to serve. Default: the current directory.")
     var directory = "."
 
@@ -53,11 +55,13 @@ struct HTTPCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
+        let configuration = try proxyProtocol.serverConfiguration(unix: options.isUnix)
         let server: BaseServer =
             if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
+                try UnixStreamServer(
+                    address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
+                try TCPServer(address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
         context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
         try ServiceRunner.serve(server, context: context)
