@@ -23,9 +23,9 @@ struct EchoCommand: ParsableCommand {
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
-        let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
@@ -34,12 +34,8 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
-        try ServiceRunner.serve(server, context: context)
+        let factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
 }

@@ -1,0 +1,46 @@
+import Logging
+import SocketServer
+
+/// Builds a service's server, stream or datagram, around an inherited listener or on its own address, with
+/// the right class for the listener's family (a Unix socket gets the Unix class).
+struct ServerFactory {
+    /// Stream or datagram.
+    let type: SocketType
+    let mode: any ConcurrencyMode
+    let logger: Logger
+    let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)?
+
+    /// A server around `listener`.
+    /// - Throws: `SocketServerError.invalidListener` when the listener does not fit the service.
+    func adopting(_ listener: Socket) throws -> TCPServer {
+        switch (type, listener.family == .unix) {
+        case (.stream, true): try UnixStreamServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.stream, false): try TCPServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, true): try UnixDatagramServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, false): try UDPServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
+        }
+    }
+
+    /// A server bound to `address` (and listening, for a stream server).
+    func binding(_ address: SocketAddress, configuration: ServerConfiguration = ServerConfiguration()) throws -> TCPServer {
+        let unix = address.family == .unix
+        return switch (type, unix) {
+        case (.stream, true):
+            try UnixStreamServer(address, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.stream, false):
+            try TCPServer(address, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, true):
+            try UnixDatagramServer(address, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, false):
+            try UDPServer(address, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        }
+    }
+
+    /// The same factory for a process that binds but never serves (a worker group's master): one request at a
+    /// time, and no handler is ever made.
+    var forListenersOnly: ServerFactory {
+        ServerFactory(type: type, mode: SynchronousMode(), logger: logger) { context in
+            BaseRequestHandler(request: context.request, clientAddress: context.clientAddress, server: context.server)
+        }
+    }
+}
