@@ -25,9 +25,9 @@ struct EchoCommand: ParsableCommand {
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
-        let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
@@ -36,14 +36,9 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let configuration = try proxyProtocol.serverConfiguration(unix: options.isUnix)
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixStreamServer(
-                    address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try TCPServer(address, configuration: configuration, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
-        try ServiceRunner.serve(server, context: context)
+        var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
 }
