@@ -48,6 +48,7 @@ let package = Package(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
+                "CSocketServerShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -37,6 +37,10 @@ open class EventStreamHandler {
     /// Output that had to be queued has now all been sent (the peer caught up). Does nothing here.
     open func outputDrained(on connection: EventConnection) throws {}
 
+    /// Queued output fell to `outputLowWatermark` without draining completely; for the async driver,
+    /// whose writers wait for it. Does nothing here.
+    func outputFellToLowWatermark(on connection: EventConnection) {}
+
     /// The server is closing: new connections are no longer accepted and this one will be closed when
     /// `shutdownTimeout` expires. Does nothing here, letting the client finish; override to close sooner,
     /// for example once the current request is answered.

@@ -315,9 +315,14 @@ final class StreamConnection: SocketEventTarget {
             fail(SocketError(operation: "send", code: code))
             return
         }
+        let low = worker.configuration.outputLowWatermark
+        let wasAboveLow = output.count > low
         output.consume(count)
-        if output.isEmpty, state == .open, let handler {
+        guard state == .open, let handler else { return }
+        if output.isEmpty {
             try handler.outputDrained(on: EventConnection(self))
+        } else if wasAboveLow && output.count <= low {
+            handler.outputFellToLowWatermark(on: EventConnection(self))
         }
     }
 
