@@ -49,3 +49,13 @@ int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long 
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, sizeof interval) != 0) return -1;
     return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, sizeof interval);
 }
+
+int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}

@@ -43,4 +43,8 @@ int CSocketServerShims_pipe2(int *ends, int flags);
 /// here. Returns 0, or -1 with errno set.
 int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds);
 
+/// getsockopt(2) of SO_PEERCRED (struct ucred needs _GNU_SOURCE): the connected Unix peer's pid, uid and
+/// gid. Returns 0, or -1 with errno set.
+int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+
 #endif

@@ -51,6 +51,7 @@ open class BaseServer: @unchecked Sendable {
     open var timeout: Duration?
 
     private let lifecycle = SanitizedMutex(Lifecycle())
+    private let securityStorage = SanitizedMutex<(any ConnectionSecurity)?>(nil)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     private var isBackingOff = false
@@ -270,6 +271,7 @@ open class BaseServer: @unchecked Sendable {
     /// - Throws: what the handler or factory throws; `SocketServerError.unexpectedRequest` for a server
     ///   whose mode makes its own handlers (an `EventMode` server never calls this).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard try secure(request, clientAddress: clientAddress) else { return }
         let handler: BaseRequestHandler
         switch handlerSource {
         case .type(let type):
@@ -280,6 +282,21 @@ open class BaseServer: @unchecked Sendable {
             throw SocketServerError.unexpectedRequest("\(type(of: self)) has no request handler: its mode makes its own")
         }
         try handler.run()
+    }
+
+    /// The security layer of a stream server (TLS, from `SocketServerTLS`), nil for a plain one. Set before
+    /// serving; any thread. See `ConnectionSecurity`.
+    package var connectionSecurity: (any ConnectionSecurity)? {
+        get { securityStorage.withLock { $0 } }
+        set { securityStorage.withLock { $0 = newValue } }
+    }
+
+    /// With a security layer, runs the handshake on the calling thread, then `verifyRequest`; false when
+    /// `verifyRequest` refused (the handler must not run).
+    private func secure(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
+        guard case .stream(let socket) = request, let security = connectionSecurity else { return true }
+        try security.secure(socket, clientAddress: clientAddress, server: self)
+        return try verifyRequest(request, clientAddress: clientAddress)
     }
 
     /// Ends a request; calls `closeRequest` here. Stream servers half-close the connection first.
@@ -487,7 +504,9 @@ open class BaseServer: @unchecked Sendable {
             return
         }
         isInBackoffEpisode = false
-        if try verifyRequest(request, clientAddress: clientAddress) {
+        // A secured connection is verified after its handshake, where the request runs (`secure`).
+        let deferred = connectionSecurity != nil && request.isStream
+        if try deferred || verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

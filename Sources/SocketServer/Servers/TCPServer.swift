@@ -288,6 +288,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// Half-closes the connection (the peer reads end of file), then closes it.
     open override func shutdownRequest(_ request: Request) {
         if case .stream(let connection) = request {
+            connection.transport?.shutdown()
             try? connection.shutdown(.write)
         }
         closeRequest(request)

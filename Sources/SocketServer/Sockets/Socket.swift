@@ -14,7 +14,15 @@ import Synchronization
 public final class Socket: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
     private let nonBlockingFlag: Atomic<Bool>
-    private let timeoutStorage = SanitizedMutex<Duration?>(nil)
+    private let settings = SanitizedMutex(Settings())
+    /// Whether `settings.transport` is set: receives and sends of a plain socket take no lock for it.
+    private let hasTransport = Atomic(false)
+
+    /// What `settings` guards.
+    private struct Settings {
+        var timeout: Duration?
+        var transport: (any SocketTransport)?
+    }
 
     /// The address family the socket was created with.
     public let family: AddressFamily
@@ -179,6 +187,7 @@ public final class Socket: @unchecked Sendable {
     /// - Throws: `SocketError` (`ETIMEDOUT` when the socket's `timeout` expired, `EAGAIN` on a non-blocking
     ///   socket with nothing to read).
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport { return try transport.receive(into: buffer) }
         let fd = try openDescriptor("recv")
         while true {
             let count = recv(fd, buffer.baseAddress, buffer.count, 0)
@@ -196,6 +205,7 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends as much of `bytes` as the kernel takes in one call and returns how much that was.
     public func send(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport { return try transport.send(bytes) }
         let fd = try openDescriptor("send")
         while true {
             let count = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
@@ -295,9 +305,9 @@ public final class Socket: @unchecked Sendable {
     ///
     /// Applied as `SO_RCVTIMEO`/`SO_SNDTIMEO`; an expired call throws a `SocketError` with `isTimeout`.
     public var timeout: Duration? {
-        get { timeoutStorage.withLock { $0 } }
+        get { settings.withLock { $0.timeout } }
         set {
-            timeoutStorage.withLock { $0 = newValue }
+            settings.withLock { $0.timeout = newValue }
             var (seconds, microseconds): (Int64, Int64) = (0, 0)
             if let newValue {
                 let (whole, attoseconds) = newValue.components
@@ -308,6 +318,34 @@ public final class Socket: @unchecked Sendable {
             let fd = fileDescriptor
             guard fd >= 0 else { return }
             _ = CSocketServerShims_set_socket_timeouts(fd, seconds, microseconds)
+        }
+    }
+
+    /// The security layer over this connection (TLS), set by the server before the handler runs; nil for a
+    /// plain socket. While set, `receive(into:)` and `send(_:)` (and so `rfile`, `wfile`, `sendAll`) read
+    /// and write plaintext through it. Any thread.
+    package var transport: (any SocketTransport)? {
+        get { hasTransport.load(ordering: .acquiring) ? settings.withLock { $0.transport } : nil }
+        set {
+            settings.withLock { $0.transport = newValue }
+            hasTransport.store(newValue != nil, ordering: .releasing)
+        }
+    }
+
+    /// The credentials of the process at the other end of a connected Unix socket (`SO_PEERCRED`): its pid,
+    /// uid and gid when it connected. One `getsockopt`; any thread.
+    /// - Throws: `SocketError` (`ENOTCONN`, or `EBADF` once closed); on a TCP socket Linux returns no
+    ///   process (pid 0) with the overflow uid and gid.
+    public var peerCredentials: PeerCredentials {
+        get throws {
+            let fd = try openDescriptor("getsockopt")
+            var pid: Int32 = 0
+            var uid: UInt32 = 0
+            var gid: UInt32 = 0
+            guard CSocketServerShims_peer_credentials(fd, &pid, &uid, &gid) == 0 else {
+                throw SocketError.lastError("getsockopt")
+            }
+            return PeerCredentials(pid: pid, uid: uid, gid: gid)
         }
     }
 
