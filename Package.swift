@@ -80,7 +80,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SocketServerTLSTests",
-            dependencies: ["SocketServer", "SocketServerTLS", "CAllocationCounter"],
+            dependencies: [
+                "SocketServer", "SocketServerTLS", "CAllocationCounter", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Sees the library as users do (plain `import`): the README's examples and a third-party mode.

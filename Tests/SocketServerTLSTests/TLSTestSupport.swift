@@ -108,6 +108,8 @@ struct TestPKI {
     var expiredClientCertificate: String { directory.file("expired.pem") }
     var expiredClientKey: String { directory.file("expired.key") }
 
+    func file(_ name: String) -> String { directory.file(name) }
+
     var serverSource: TLSCertificateSource { .files(certificateChain: serverCertificate, privateKey: serverKey) }
 
     init() throws {
