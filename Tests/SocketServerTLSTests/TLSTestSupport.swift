@@ -293,12 +293,13 @@ func sClient(port: Int, pki: TestPKI, input: String, extra: [String] = []) throw
 /// A Python client (the `ssl` module) that connects to 127.0.0.1:`port`, sends `lines` lines of `size`
 /// bytes (or the given text) and prints what came back; extra flags select client certificates.
 let pythonClient = #"""
-    import socket, ssl, sys, argparse
+    import socket, ssl, sys, argparse, struct, time
     p = argparse.ArgumentParser()
     p.add_argument("port", type=int); p.add_argument("cafile")
     p.add_argument("--bytes", type=int, default=0); p.add_argument("--text", default="")
     p.add_argument("--host", default="127.0.0.1"); p.add_argument("--unix", default="")
     p.add_argument("--connections", type=int, default=1)
+    p.add_argument("--pause-at", type=int, default=0); p.add_argument("--reset-after", type=int, default=-1)
     a = p.parse_args()
     ctx = ssl.create_default_context(cafile=a.cafile)
     ctx.check_hostname = not a.unix
@@ -308,8 +309,23 @@ let pythonClient = #"""
             raw.settimeout(30); raw.connect(a.unix)
         s = ctx.wrap_socket(raw, server_hostname=None if a.unix else "localhost")
         payload = a.text.encode() if a.text else bytes((i * 7 + n) % 251 for i in range(a.bytes - 1)) + b"\n"
-        s.sendall(payload + b"quit\n")
         got = bytearray()
+        if a.reset_after >= 0:
+            # Send, read that much back, then reset the connection (SO_LINGER 0) in the middle of the echo.
+            sent = 0
+            while len(got) < a.reset_after:
+                s.sendall(payload[sent:sent + 16384]); sent += 16384
+                while len(got) < min(sent - 65536, a.reset_after):
+                    got += s.recv(65536)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            print("reset"); sys.exit(0)
+        s.sendall(payload + b"quit\n")
+        if a.pause_at:
+            # Read exactly up to the server's output watermark, then stop reading for a while.
+            while len(got) < a.pause_at:
+                got += s.recv(a.pause_at - len(got))
+            time.sleep(0.5)
         while True:
             chunk = s.recv(65536)
             if not chunk: break
