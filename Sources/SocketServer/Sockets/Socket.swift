@@ -332,6 +332,11 @@ public final class Socket: @unchecked Sendable {
         }
     }
 
+    /// Whether a security layer (TLS, from `SocketServerTLS`) carries this connection. Bytes written to
+    /// `fileDescriptor` directly (`sendfile`, `writev`, `splice`) would bypass it: a handler with such a
+    /// fast path must take the ordinary `wfile` path when this is true. An atomic load; any thread.
+    public var isSecured: Bool { hasTransport.load(ordering: .acquiring) }
+
     /// The credentials of the process at the other end of a connected Unix socket (`SO_PEERCRED`): its pid,
     /// uid and gid when it connected. One `getsockopt`; any thread.
     /// - Throws: `SocketError` (`ENOTCONN`, or `EBADF` once closed); on a TCP socket Linux returns no

@@ -21,8 +21,20 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var delay: ReplyDelayOption
 
+    @OptionGroup var tls: TLSOptions
+
+    @Option(
+        name: .customLong("allow-uid"),
+        help: ArgumentHelp("With --unix: serve only clients running as this user id (SO_PEERCRED).", valueName: "uid"))
+    var allowUID: UInt32?
+
+    func validate() throws {
+        if allowUID != nil, !options.isUnix { throw ValidationError("--allow-uid needs --unix.") }
+    }
+
     func run() throws {
         ShutdownSignals.block()
+        tls.blockReloadSignal()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let address = try options.address(defaultPort: 9999)
@@ -34,12 +46,14 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let server: BaseServer =
+        let server: TCPServer =
             if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
+                try AllowedUserServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
                 try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
+        (server as? AllowedUserServer)?.allowedUID = allowUID
+        try tls.apply(to: server)
         try ServiceRunner.serve(server, context: context)
     }
 }

@@ -26,6 +26,8 @@ struct HTTPCommand: ParsableCommand {
     @Option(name: [.customShort("d"), .long], help: "Directory to serve. Default: the current directory.")
     var directory = "."
 
+    @OptionGroup var tls: TLSOptions
+
     func validate() throws {
         guard StaticPathResolver(directory: directory) != nil else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
@@ -34,6 +36,7 @@ struct HTTPCommand: ParsableCommand {
 
     func run() throws {
         ShutdownSignals.block()
+        tls.blockReloadSignal()
         guard let resolver = StaticPathResolver(directory: directory) else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
@@ -49,12 +52,13 @@ struct HTTPCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
-        let server: BaseServer =
+        let server: TCPServer =
             if options.isUnix {
                 try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             } else {
                 try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
             }
+        try tls.apply(to: server)
         context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
         try ServiceRunner.serve(server, context: context)
     }
