@@ -252,7 +252,10 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode; on a
+    /// stream server with TLS (`SocketServerTLS`'s `useTLS`), after the handshake instead, on the thread,
+    /// child or loop that runs the connection (concurrently in every mode but synchronous), where an error
+    /// it throws goes to `handleError` instead of stopping `serveForever`.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
