@@ -202,7 +202,7 @@ struct TLSCertificateTests {
 /// Reloads a server's certificates in a loop on a thread of its own until `stop()`.
 final class ReloadLoop: @unchecked Sendable {
     private final class State: Sendable {
-        let value = Mutex<(stop: Bool, count: Int, done: Bool)>((false, 0, false))
+        let value = SanitizedMutex<(stop: Bool, count: Int, done: Bool)>((false, 0, false))
     }
 
     private let thread: Thread

@@ -41,23 +41,28 @@ struct ToolResult {
 }
 
 /// Runs `arguments` (a program on the PATH and its arguments) with `input` on stdin, killing it after
-/// `timeout`.
+/// `timeout`. Output goes to files (no reader threads), read once the process has exited.
 func runTool(_ arguments: [String], input: [UInt8] = [], timeout: Duration = .seconds(30)) throws -> ToolResult {
+    let scratch = ScratchDirectory()
+    defer { scratch.cleanup() }
+    try Data(input).write(to: URL(fileURLWithPath: scratch.file("stdin")))
+    _ = FileManager.default.createFile(atPath: scratch.file("stdout"), contents: nil)
+    _ = FileManager.default.createFile(atPath: scratch.file("stderr"), contents: nil)
+    let stdin = try FileHandle(forReadingFrom: URL(fileURLWithPath: scratch.file("stdin")))
+    let stdout = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.file("stdout")))
+    let stderr = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch.file("stderr")))
+    defer {
+        try? stdin.close()
+        try? stdout.close()
+        try? stderr.close()
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
-    let stdin = Pipe()
-    let stdout = Pipe()
-    let stderr = Pipe()
     process.standardInput = stdin
     process.standardOutput = stdout
     process.standardError = stderr
-    let collected = OutputCollector()
-    stdout.fileHandleForReading.readabilityHandler = { collected.append(out: $0.availableData) }
-    stderr.fileHandleForReading.readabilityHandler = { collected.append(err: $0.availableData) }
     try process.run()
-    if !input.isEmpty { try? stdin.fileHandleForWriting.write(contentsOf: input) }
-    try? stdin.fileHandleForWriting.close()
     let deadline = ContinuousClock.now.advanced(by: timeout)
     while process.isRunning && ContinuousClock.now < deadline { usleep(5_000) }
     if process.isRunning {
@@ -66,26 +71,16 @@ func runTool(_ arguments: [String], input: [UInt8] = [], timeout: Duration = .se
         throw ToolTimeout(command: arguments.joined(separator: " "))
     }
     process.waitUntilExit()
-    stdout.fileHandleForReading.readabilityHandler = nil
-    stderr.fileHandleForReading.readabilityHandler = nil
-    collected.append(out: stdout.fileHandleForReading.readDataToEndOfFile())
-    collected.append(err: stderr.fileHandleForReading.readDataToEndOfFile())
-    try? stdout.fileHandleForReading.close()
-    try? stderr.fileHandleForReading.close()
-    return ToolResult(status: process.terminationStatus, stdout: collected.out, stderr: collected.err)
+    let out = try Data(contentsOf: URL(fileURLWithPath: scratch.file("stdout")))
+    let err = try Data(contentsOf: URL(fileURLWithPath: scratch.file("stderr")))
+    return ToolResult(
+        status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+        stderr: String(decoding: err, as: UTF8.self))
 }
 
 struct ToolTimeout: Error, CustomStringConvertible {
     let command: String
     var description: String { "\(command) did not finish in time" }
-}
-
-private final class OutputCollector: Sendable {
-    private let storage = Mutex<(Data, Data)>((Data(), Data()))
-    func append(out data: Data) { storage.withLock { $0.0.append(data) } }
-    func append(err data: Data) { storage.withLock { $0.1.append(data) } }
-    var out: String { storage.withLock { String(decoding: $0.0, as: UTF8.self) } }
-    var err: String { storage.withLock { String(decoding: $0.1, as: UTF8.self) } }
 }
 
 /// Certificates for one test, made with `openssl`: a CA, a server certificate for localhost / 127.0.0.1 /
@@ -157,7 +152,7 @@ struct TestPKI {
 final class Serving: @unchecked Sendable {
     private final class Outcome: Sendable {
         let done = Atomic(false)
-        let failure = Mutex<String?>(nil)
+        let failure = SanitizedMutex<String?>(nil)
     }
 
     let server: TCPServer
@@ -359,7 +354,7 @@ func eventually(within limit: Duration = .seconds(20), _ condition: () -> Bool) 
 /// A log handler keeping every message, to check what a server logged and at which level.
 struct RecordingLogHandler: LogHandler {
     final class Store: Sendable {
-        let entries = Mutex<[(Logger.Level, String)]>([])
+        let entries = SanitizedMutex<[(Logger.Level, String)]>([])
         var all: [(Logger.Level, String)] { entries.withLock { $0 } }
     }
 

@@ -84,7 +84,14 @@ final class StreamConnection: SocketEventTarget {
 
     /// The server is closing: tell the handler, which may close the connection early.
     func noticeShutdown() {
-        inCallback { handler?.serverShuttingDown(EventConnection(self)) }
+        inCallback {
+            // Still in its transport's handshake: nothing to finish, so the connection just closes.
+            guard isHandlerOpened else {
+                if state == .open { state = .closing }
+                return
+            }
+            handler?.serverShuttingDown(EventConnection(self))
+        }
     }
 
     /// Closes at once, dropping queued output (the shutdown deadline expired).
