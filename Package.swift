@@ -65,6 +65,7 @@ let package = Package(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
+                "CSocketServerShims",
                 "SocketServerTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
