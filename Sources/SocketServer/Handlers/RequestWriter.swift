@@ -98,6 +98,11 @@ public final class RequestWriter {
             return
         }
         try flush()
+        if socket.isSecured {
+            // A security layer (TLS) must see every byte: read the file in chunks and send them through it.
+            try region.copyChunks { try socket.sendAll($0) }
+            return
+        }
         while !region.isEmpty {
             let fd = socket.fileDescriptor
             guard fd >= 0 else { throw SocketError(operation: "sendfile", code: EBADF) }

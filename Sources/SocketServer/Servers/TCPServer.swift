@@ -372,13 +372,17 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             return try super.finishRequest(request, clientAddress: clientAddress)
         }
         let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
-        guard try verifyRequest(request, clientAddress: original) else { return }
+        // With TLS, `super` verifies after the handshake (which follows the header), with this address.
+        if connectionSecurity == nil {
+            guard try verifyRequest(request, clientAddress: original) else { return }
+        }
         try super.finishRequest(request, clientAddress: original)
     }
 
     /// Half-closes the connection (the peer reads end of file), then closes it.
     open override func shutdownRequest(_ request: Request) {
         if case .stream(let connection) = request {
+            connection.transport?.shutdown()
             try? connection.shutdown(.write)
         }
         closeRequest(request)

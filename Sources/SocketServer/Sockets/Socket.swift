@@ -18,6 +18,10 @@ public final class Socket: @unchecked Sendable {
     private let deadlineStorage = SanitizedMutex<ContinuousClock.Instant?>(nil)
     /// Whether `deadline` is set: the one load a receive or send pays when it is not.
     private let hasDeadline = Atomic(false)
+    /// The security layer (TLS), if any; see `transport`.
+    private let transportStorage = SanitizedMutex<(any SocketTransport)?>(nil)
+    /// Whether `transport` is set: receives and sends of a plain socket take no lock for it.
+    private let hasTransport = Atomic(false)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
@@ -182,6 +186,10 @@ public final class Socket: @unchecked Sendable {
     /// - Throws: `SocketError` (`ETIMEDOUT` when the socket's `timeout` expired, `EAGAIN` on a non-blocking
     ///   socket with nothing to read).
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport {
+            try applyDeadline("recv", descriptor: try openDescriptor("recv"), receiving: true)
+            return try transport.receive(into: buffer)
+        }
         let fd = try openDescriptor("recv")
         while true {
             try applyDeadline("recv", descriptor: fd, receiving: true)
@@ -200,6 +208,10 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends as much of `bytes` as the kernel takes in one call and returns how much that was.
     public func send(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport {
+            try applyDeadline("send", descriptor: try openDescriptor("send"), receiving: false)
+            return try transport.send(bytes)
+        }
         let fd = try openDescriptor("send")
         while true {
             try applyDeadline("send", descriptor: fd, receiving: false)
@@ -314,6 +326,39 @@ public final class Socket: @unchecked Sendable {
             guard fd >= 0 else { return }
             _ = CSocketServerShims_set_socket_timeout(fd, SO_RCVTIMEO, seconds, microseconds)
             _ = CSocketServerShims_set_socket_timeout(fd, SO_SNDTIMEO, seconds, microseconds)
+        }
+    }
+
+    /// The security layer over this connection (TLS), set by the server before the handler runs; nil for a
+    /// plain socket. While set, `receive(into:)` and `send(_:)` (and so `rfile`, `wfile`, `sendAll`) read
+    /// and write plaintext through it. Any thread.
+    package var transport: (any SocketTransport)? {
+        get { hasTransport.load(ordering: .acquiring) ? transportStorage.withLock { $0 } : nil }
+        set {
+            transportStorage.withLock { $0 = newValue }
+            hasTransport.store(newValue != nil, ordering: .releasing)
+        }
+    }
+
+    /// Whether a security layer (TLS, from `SocketServerTLS`) carries this connection. Bytes written to
+    /// `fileDescriptor` directly (`sendfile`, `writev`, `splice`) would bypass it: a handler with such a
+    /// fast path must take the ordinary `wfile` path when this is true. An atomic load; any thread.
+    public var isSecured: Bool { hasTransport.load(ordering: .acquiring) }
+
+    /// The credentials of the process at the other end of a connected Unix socket (`SO_PEERCRED`): its pid,
+    /// uid and gid when it connected. One `getsockopt`; any thread.
+    /// - Throws: `SocketError` (`ENOTCONN`, or `EBADF` once closed); on a TCP socket Linux returns no
+    ///   process (pid 0) with the overflow uid and gid.
+    public var peerCredentials: PeerCredentials {
+        get throws {
+            let fd = try openDescriptor("getsockopt")
+            var pid: Int32 = 0
+            var uid: UInt32 = 0
+            var gid: UInt32 = 0
+            guard CSocketServerShims_peer_credentials(fd, &pid, &uid, &gid) == 0 else {
+                throw SocketError.lastError("getsockopt")
+            }
+            return PeerCredentials(pid: pid, uid: uid, gid: gid)
         }
     }
 
