@@ -312,7 +312,8 @@ public final class Socket: @unchecked Sendable {
             }
             let fd = fileDescriptor
             guard fd >= 0 else { return }
-            _ = CSocketServerShims_set_socket_timeouts(fd, seconds, microseconds)
+            _ = CSocketServerShims_set_socket_timeout(fd, SO_RCVTIMEO, seconds, microseconds)
+            _ = CSocketServerShims_set_socket_timeout(fd, SO_SNDTIMEO, seconds, microseconds)
         }
     }
 
