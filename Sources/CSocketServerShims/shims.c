@@ -56,8 +56,3 @@ void CSocketServerShims_sleep(long long seconds, long long nanoseconds) {
     struct timespec remaining;
     while (nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
 }
-
-int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds) {
-    struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
-    return setsockopt(fd, SOL_SOCKET, receive ? SO_RCVTIMEO : SO_SNDTIMEO, &interval, sizeof interval);
-}

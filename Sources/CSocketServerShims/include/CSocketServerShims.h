@@ -48,7 +48,4 @@ int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds,
 /// left). For the same reason as above (`struct timespec`'s owner), Swift code sleeps through this.
 void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
 
-/// The same for one direction: SO_RCVTIMEO when `receive` is not 0, else SO_SNDTIMEO. One setsockopt(2).
-int CSocketServerShims_set_socket_timeout(int fd, int receive, long long seconds, long long microseconds);
-
 #endif
