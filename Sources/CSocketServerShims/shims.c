@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -55,4 +56,11 @@ void CSocketServerShims_sleep(long long seconds, long long nanoseconds) {
     struct timespec request = {.tv_sec = (time_t)seconds, .tv_nsec = (long)nanoseconds};
     struct timespec remaining;
     while (nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
+}
+
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(out_fd, in_fd, &position, count);
+    *offset = (long long)position;
+    return (long long)sent;
 }

@@ -215,13 +215,51 @@ struct ReadmeExampleTests {
         #expect(udp.lifecycleState == .closed)
     }
 
+    @Test func parking() throws {
+        // example: parking
+        final class KeepAliveEcho: StreamRequestHandler {
+            override func handle() throws {
+                while true {
+                    let line = try rfile.readLine()
+                    if line.isEmpty { return }
+                    try wfile.write(line)
+                    // Nothing of the next line here yet: wait on the server's loop, not on this worker.
+                    if parkConnection(idleTimeout: .seconds(5)) { return }
+                }
+            }
+        }
+
+        let server = try TCPServer(.loopback(), handler: KeepAliveEcho.self, mode: ThreadPoolMode(workers: 2))
+        // end example: parking
+        defer { server.serverClose() }
+        try whileServing(server) {
+            // Three idle kept-alive connections, then each again: two workers serve them all.
+            let address = server.serverAddress
+            var sockets: [(Socket, RequestReader)] = []
+            defer { for (socket, _) in sockets { socket.close() } }
+            for index in 0..<3 {
+                let socket = try Socket(family: address.family, type: .stream)
+                socket.timeout = .seconds(20)
+                try socket.connect(to: address)
+                try socket.sendAll(Array("first \(index)\n".utf8))
+                let reader = RequestReader(socket: socket)
+                #expect(String(decoding: try reader.readLine(), as: UTF8.self) == "first \(index)\n")
+                sockets.append((socket, reader))
+            }
+            for (index, (socket, reader)) in sockets.enumerated() {
+                try socket.sendAll(Array("again \(index)\n".utf8))
+                #expect(String(decoding: try reader.readLine(), as: UTF8.self) == "again \(index)\n")
+            }
+        }
+    }
+
     @Test func readmeExamplesMatchTheseTests() throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let tests = try String(contentsOf: here, encoding: .utf8)
         let examples = Self.readmeExamples(readme)
-        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async", "async-datagram"])
+        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async", "async-datagram", "parking"])
         for example in examples {
             let copy = Self.testCopy(named: example.name, in: tests)
             #expect(copy != nil, "README example \(example.name) has no copy in \(here.lastPathComponent)")

@@ -39,6 +39,8 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private var writeWaiter: UnsafeContinuation<Void, any Error>?
     private var task: Task<Void, Never>?
     private var isPausedForInput = false
+    /// The handler was told of one idle timeout already; the next one closes the connection.
+    private var sawIdleTimeout = false
     /// The server is shutting down: a read that would wait for more input ends the input instead.
     private(set) var isShuttingDown = false
 
@@ -98,6 +100,17 @@ final class AsyncConnectionDriver: EventStreamHandler {
 
     override func outputFellToLowWatermark(on connection: EventConnection) {
         wakeWriter()
+    }
+
+    /// The idle timeout fired: a handler waiting to read gets `EventModeError.idleTimeout` from that read
+    /// and may still answer (an HTTP 408) before it returns; the connection closes when it does. With no
+    /// read waiting (the handler is busy elsewhere, or ignored the first one), the connection closes now.
+    override func idleTimeoutExpired(on connection: EventConnection) -> Bool {
+        guard let waiter = readWaiter, !sawIdleTimeout else { return false }
+        sawIdleTimeout = true
+        readWaiter = nil
+        waiter.resume(throwing: EventModeError.idleTimeout)
+        return true
     }
 
     /// Shutdown began: a handler waiting for input with nothing buffered sees end of input now, so idle
@@ -190,6 +203,14 @@ final class AsyncConnectionDriver: EventStreamHandler {
     func writeNow(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
         guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
         guard connection.write(bytes) else { throw failure ?? SocketError(operation: "send", code: EPIPE) }
+        return !connection.isWritable
+    }
+
+    /// Sends a file region (queued behind earlier output); returns whether the caller must wait for it
+    /// to drain, as `writeNow`.
+    func sendFileNow(_ region: FileRegion) throws -> Bool {
+        guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
+        guard connection.sendFile(region) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
         return !connection.isWritable
     }
 

@@ -18,11 +18,16 @@ public struct AsyncRequestReader {
         self.maxReadLength = max(maxReadLength, 0)
     }
 
+    /// The bytes received but not yet read (a partial line, for example). O(1); from the handler's task.
+    public var bufferedCount: Int { driver.input.count }
+
     /// Reads one line, up to and including `\n`; at end of input the rest, possibly empty.
     /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within `maxLength` bytes (default
-    ///   `maxLineLength`); the connection's failure (a reset, `EventModeError.idleTimeout`, the shutdown
-    ///   deadline); a `SocketError` with `isTimeout` when the handler's `timeout` expired while waiting (what
-    ///   arrived stays buffered); `CancellationError` when the task was cancelled.
+    ///   `maxLineLength`); the connection's failure (a reset, the shutdown deadline);
+    ///   `EventModeError.idleTimeout` when nothing arrived for the mode's idle timeout (the connection is
+    ///   still open then, so the handler may answer before it returns; a second idle timeout closes it);
+    ///   a `SocketError` with `isTimeout` when the handler's `timeout` expired while waiting (what arrived
+    ///   stays buffered); `CancellationError` when the task was cancelled.
     public func readLine(maxLength: Int? = nil) async throws -> [UInt8] {
         let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = 0

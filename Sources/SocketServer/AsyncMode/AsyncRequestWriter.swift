@@ -33,6 +33,15 @@ public struct AsyncRequestWriter {
         }
     }
 
+    /// Sends a file region with `sendfile(2)` (see `EventConnection.sendFile(_:)`), after what was written
+    /// before; returns at once when the connection's queued output (the region's unsent bytes included)
+    /// is under the high watermark, else suspends until it has drained to the low watermark, as `write` does.
+    /// - Throws: the connection's failure (`FileRegionError.fileShrank` when the file ended early), or
+    ///   `AsyncConnectionClosed`, when it no longer takes writes.
+    public func sendFile(_ region: FileRegion) async throws {
+        if try driver.sendFileNow(region) { try await waitBelowLowWatermark() }
+    }
+
     /// Waits until everything written has been taken by the peer.
     /// - Throws: as `write(_:)`.
     public func flush() async throws {

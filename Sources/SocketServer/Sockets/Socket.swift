@@ -360,7 +360,8 @@ public final class Socket: @unchecked Sendable {
         var microseconds = attoseconds / 1_000_000_000_000
         if seconds == 0 && microseconds <= 0 { microseconds = 1 }  // 0 would mean no limit
         deadlineAdjusted.store(true, ordering: .relaxed)
-        _ = CSocketServerShims_set_socket_timeout(descriptor, receiving ? SO_RCVTIMEO : SO_SNDTIMEO, seconds, microseconds)
+        _ = CSocketServerShims_set_socket_timeout(
+            descriptor, receiving ? SO_RCVTIMEO : SO_SNDTIMEO, seconds, microseconds)
     }
 
     /// Sets an integer socket option (`setsockopt`).

@@ -39,11 +39,10 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     /// Whether `--loops N` applies.
     var takesLoops: Bool { self == .event || self == .async }
 
-    /// Whether an HTTP connection may stay open between requests. Not in `sync` mode, where an idle
-    /// kept-alive connection would hold the only serving thread and starve every other client. (In `pool`
-    /// and `forking` an idle connection holds a worker or a child slot, which the short keep-alive timeout
-    /// bounds.)
-    var allowsKeepAlive: Bool { self != .sync }
+    /// Whether an HTTP connection may stay open between requests: in every mode. The blocking modes park an
+    /// idle kept-alive connection on the server's loop (`StreamRequestHandler.parkConnection`), so it holds
+    /// no thread, worker or child, and in `sync` mode no longer blocks every other client.
+    var allowsKeepAlive: Bool { true }
 
     /// A new mode object for one server (mode objects hold per-server state).
     ///
