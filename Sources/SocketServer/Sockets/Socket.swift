@@ -366,7 +366,7 @@ public final class Socket: @unchecked Sendable {
     /// `SocketError` whose `isTimeout` is true (operation `"recv past the request deadline"` or `"send past
     /// the request deadline"`), however the peer paces its bytes; nil, the default, sets no bound.
     ///
-    /// What `ServerConfiguration.requestTimeout` sets on each accepted connection of a blocking mode. Unlike
+    /// What `ServerConfiguration.requestTimeout` sets when a `StreamRequestHandler` starts. Unlike
     /// `timeout`, which limits each call, it bounds them all together: a client that sends one byte just
     /// within every `timeout` is still cut off at the deadline. Each receive and send then costs one more
     /// `setsockopt` (the kernel's per-call timeout is set to what remains, or to `timeout` if that is
@@ -387,6 +387,9 @@ public final class Socket: @unchecked Sendable {
     /// Whether a deadline has changed the kernel's per-call timeouts (they need restoring when it goes).
     private var hasTimeoutBeenAdjusted: Bool { deadlineAdjusted.load(ordering: .relaxed) }
     private let deadlineAdjusted = Atomic(false)
+    /// Whether the last call was limited by what remained of the deadline rather than by `timeout`, so that
+    /// its expiry is reported as the deadline's even when the kernel woke a little early.
+    private let limitedByDeadline = Atomic(false)
 
     /// Before a blocking receive or send: throws when the deadline has passed, else limits the call to what
     /// remains of it (or to `timeout` when that is shorter).
@@ -394,7 +397,9 @@ public final class Socket: @unchecked Sendable {
         guard hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline else { return }
         let remaining = ContinuousClock.now.duration(to: deadline)
         guard remaining > .zero else { throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT) }
-        let limit = timeout.map { min($0, remaining) } ?? remaining
+        let perCall = timeout
+        let limit = perCall.map { min($0, remaining) } ?? remaining
+        limitedByDeadline.store(perCall.map { remaining <= $0 } ?? true, ordering: .relaxed)
         let (wholeSeconds, attoseconds) = limit.components
         let seconds = max(wholeSeconds, 0)
         var microseconds = attoseconds / 1_000_000_000_000
@@ -450,7 +455,9 @@ public final class Socket: @unchecked Sendable {
         let code = errno
         if code == EINTR { return }
         if code == EAGAIN || code == EWOULDBLOCK {
-            if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline, ContinuousClock.now >= deadline {
+            if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline,
+                limitedByDeadline.load(ordering: .relaxed) || ContinuousClock.now >= deadline
+            {
                 throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT)
             }
             if timeout != nil || (hasDeadline.load(ordering: .acquiring) && !isNonBlocking) {
