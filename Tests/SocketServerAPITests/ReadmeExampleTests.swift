@@ -188,6 +188,33 @@ struct ReadmeExampleTests {
         #expect(server.lifecycleState == .closed)
     }
 
+    @Test func asyncDatagram() async throws {
+        // example: async-datagram
+        final class AsyncUDPEcho: AsyncDatagramRequestHandler {
+            override func handle() async throws {
+                try reply(packet)                     // one datagram back to clientAddress, never blocks
+            }
+        }
+
+        let udp = try UDPServer(.loopback(), asyncHandler: AsyncUDPEcho.self, configuration: .init(loops: 2))
+        // end example: async-datagram
+        let serving = Task { try await udp.run() }
+        let address = udp.serverAddress
+        let reply = try await Task.detached { () -> String in
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !udp.isServing && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            let client = try Socket(family: .inet, type: .datagram)
+            defer { client.close() }
+            client.timeout = .seconds(10)
+            try client.send(Array("datagram".utf8), to: address)
+            return String(decoding: try client.receiveFrom(maxLength: 64).0, as: UTF8.self)
+        }.value
+        #expect(reply == "datagram")
+        serving.cancel()
+        try await serving.value
+        #expect(udp.lifecycleState == .closed)
+    }
+
     @Test func parking() throws {
         // example: parking
         final class KeepAliveEcho: StreamRequestHandler {
@@ -232,7 +259,7 @@ struct ReadmeExampleTests {
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let tests = try String(contentsOf: here, encoding: .utf8)
         let examples = Self.readmeExamples(readme)
-        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async", "parking"])
+        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async", "async-datagram", "parking"])
         for example in examples {
             let copy = Self.testCopy(named: example.name, in: tests)
             #expect(copy != nil, "README example \(example.name) has no copy in \(here.lastPathComponent)")

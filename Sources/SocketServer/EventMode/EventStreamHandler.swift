@@ -37,6 +37,10 @@ open class EventStreamHandler {
     /// Output that had to be queued has now all been sent (the peer caught up). Does nothing here.
     open func outputDrained(on connection: EventConnection) throws {}
 
+    /// Queued output fell to `outputLowWatermark` without draining completely; for the async driver,
+    /// whose writers wait for it. Does nothing here.
+    func outputFellToLowWatermark(on connection: EventConnection) {}
+
     /// Nothing happened on the connection for the mode's `idleTimeout`. Return false (the default) to
     /// close it at once, dropping queued output, with `EventModeError.idleTimeout` given to
     /// `connectionClosed`. Return true to keep it for now, for example after writing a last answer (an

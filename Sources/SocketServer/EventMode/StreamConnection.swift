@@ -369,9 +369,14 @@ final class StreamConnection: SocketEventTarget {
             if state == .open && !isPausedByHandler { try redeliver() }
         }
         guard hasPendingOutput, failure == nil else { return }
-        guard sendQueuedOutput() else { return }
-        if state == .open, let handler {
+        let low = worker.configuration.outputLowWatermark
+        let wasAboveLow = pendingOutputCount > low
+        let drained = sendQueuedOutput()
+        guard failure == nil, state == .open, let handler else { return }
+        if drained {
             try handler.outputDrained(on: EventConnection(self))
+        } else if wasAboveLow && pendingOutputCount <= low {
+            handler.outputFellToLowWatermark(on: EventConnection(self))
         }
     }
 

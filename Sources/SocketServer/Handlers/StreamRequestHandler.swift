@@ -54,13 +54,17 @@ open class StreamRequestHandler: BaseRequestHandler {
         super.init(request: request, clientAddress: clientAddress, server: server)
     }
 
-    /// Applies `timeout` and `disableNagleAlgorithm` to the connection.
+    /// Applies `timeout`, the server's `requestTimeout` (as the connection's `deadline`, from now) and
+    /// `disableNagleAlgorithm` to the connection.
     /// - Throws: `SocketServerError.unexpectedRequest` when the request is not a connection.
     open override func setup() throws {
         guard case .stream = request else {
             throw SocketServerError.unexpectedRequest("StreamRequestHandler needs a stream request")
         }
         if let timeout { connection.timeout = timeout }
+        if let limit = (server as? TCPServer)?.requestTimeout, !connection.isNonBlocking {
+            connection.deadline = .now + limit
+        }
         if disableNagleAlgorithm && connection.family.isIP {
             try connection.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
         }

@@ -49,11 +49,15 @@ open class BaseServer: @unchecked Sendable {
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
     public var logger: Logger
+    /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
+    /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
+    package var proxyProtocolSettings: ProxyProtocolConfiguration?
     /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
     /// `serveForever` ignores it, as in Python.
     open var timeout: Duration?
 
     private let lifecycle = SanitizedMutex(Lifecycle())
+    private let closesImmediatelyFlag = Atomic(false)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     /// Connections handed back between requests (`parkConnection`); see `BaseServer+Parking.swift`.
@@ -202,6 +206,23 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
+    /// Stops accepting now and lets `serveForever` return without waiting: the graceful half of a
+    /// swift-service-lifecycle shutdown (`SocketServerLifecycle`). Safe from any thread.
+    package func stopAccepting() {
+        requestShutdown()
+    }
+
+    /// Stops accepting and makes the coming `serverClose()` skip its drain (event-mode connections are
+    /// closed at once, a pool's queued requests dropped): a cancelled `SocketServerService`. Safe from any
+    /// thread, including a cancellation handler.
+    package func closeWithoutDrain() {
+        closesImmediatelyFlag.store(true, ordering: .sequentiallyConsistent)
+        requestShutdown()
+    }
+
+    /// Whether `closeWithoutDrain()` was called: read by the modes in `serverClose(server:)`.
+    package var closesImmediately: Bool { closesImmediatelyFlag.load(ordering: .sequentiallyConsistent) }
+
     /// Whether `serveForever` is running.
     public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
 
@@ -259,7 +280,11 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode — except
+    /// on a server with `TCPServer.proxyProtocol` set, where it runs once the PROXY header has been read,
+    /// with the original client's address, on the thread that runs the request (the handler thread, worker,
+    /// child, or the connection's event loop), so possibly on several threads at once; an error it throws
+    /// there goes to `handleError` and costs only that connection.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
@@ -517,7 +542,16 @@ open class BaseServer: @unchecked Sendable {
             return
         }
         isInBackoffEpisode = false
-        if try verifyRequest(request, clientAddress: clientAddress) {
+        // Behind a PROXY-protocol listener the peer is the proxy: the request is verified once its header has
+        // given the client's address, on the thread that runs it (`TCPServer.finishRequest`, event mode).
+        if proxyProtocolSettings != nil, case .stream = request {
+            do {
+                try processRequest(request, clientAddress: clientAddress)
+            } catch {
+                handleError(error, clientAddress: clientAddress)
+                shutdownRequest(request)
+            }
+        } else if try verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

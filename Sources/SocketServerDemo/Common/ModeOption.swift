@@ -48,13 +48,15 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     ///
     /// - Parameters:
     ///   - event: the service's non-blocking handling, required by `event` and ignored otherwise.
-    ///   - async: the service's async/await handling, required by `async` and ignored otherwise.
+    ///   - async: the stream service's async/await handling, for `async`; ignored otherwise.
+    ///   - asyncDatagram: the datagram service's async handler factory, for `async`; ignored otherwise.
     /// - Throws: `ValidationError` for `event` or `async` when the service has no handler for that mode.
     func makeConcurrencyMode(
         workers: Int?,
         loops: Int?,
         event: EventHandling?,
-        async asyncHandling: AsyncHandling? = nil
+        async asyncHandling: AsyncHandling? = nil,
+        asyncDatagram: (@Sendable (AsyncDatagramContext) throws -> AsyncDatagramRequestHandler)? = nil
     ) throws -> any ConcurrencyMode {
         switch self {
         case .sync: return SynchronousMode()
@@ -72,6 +74,11 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
                 throw ValidationError("this service has no event-mode handler; use another --mode.")
             }
         case .async:
+            if let asyncDatagram {
+                var configuration = EventMode.Configuration()
+                if let loops { configuration.loops = loops }
+                return EventMode(configuration: configuration, makeAsyncDatagramHandler: asyncDatagram)
+            }
             guard var handling = asyncHandling else {
                 throw ValidationError("this service has no async handler; use another --mode.")
             }

@@ -19,13 +19,15 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @OptionGroup var delay: ReplyDelayOption
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
-        let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
@@ -34,12 +36,9 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
-        try ServiceRunner.serve(server, context: context)
+        var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
 }
