@@ -69,7 +69,14 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// The server is closing: tell the handler, which may close the connection early.
+    ///
+    /// Bytes already in the kernel's buffer that the loop has not read yet (a request that arrived with, or
+    /// just after, a connection accepted a moment before the shutdown) are read first, so that the handler
+    /// sees them: a handler closing "idle" connections would otherwise close over unread bytes, which resets
+    /// the connection and loses a request the client has sent. One `recv` when reading is not paused.
     func noticeShutdown() {
+        if state == .open && !isPausedByHandler && !isPausedByOutput { inCallback(receive) }
+        guard state == .open else { return }
         inCallback { handler?.serverShuttingDown(EventConnection(self)) }
     }
 

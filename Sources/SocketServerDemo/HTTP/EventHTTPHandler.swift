@@ -18,6 +18,9 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     private var bodyBytesToSkip = 0
     private var upload: FileUpload?
     private var shuttingDown = false
+    /// Whether any byte arrived: a connection that has sent nothing yet is about to send its first request,
+    /// so a shutdown waits for it (up to the mode's `shutdownTimeout`) instead of closing it as idle.
+    private var receivedAny = false
 
     /// A file being sent, and what to do after it.
     private struct FileUpload {
@@ -42,6 +45,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         guard let context, let settings else { return }
+        receivedAny = true
         while !connection.isClosed {
             if bodyBytesToSkip > 0 {
                 let skipped = min(bodyBytesToSkip, input.count)
@@ -82,7 +86,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func serverShuttingDown(_ connection: EventConnection) {
         shuttingDown = true
-        if upload == nil && connection.bufferedInputCount == 0 { connection.close() }
+        if receivedAny && upload == nil && connection.bufferedInputCount == 0 { connection.close() }
     }
 
     override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
