@@ -13,12 +13,16 @@ let package = Package(
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
         .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
+        // Optional integrations: the core product depends on none of their packages.
+        .library(name: "SocketServerLifecycle", targets: ["SocketServerLifecycle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // `make docs`: swift package generate-documentation --target SocketServer (a command plugin only).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // Only for SocketServerLifecycle (and its example and tests).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -44,7 +48,37 @@ let package = Package(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
+                "CSocketServerShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Any server as a swift-service-lifecycle `Service`.
+        .target(
+            name: "SocketServerLifecycle",
+            dependencies: [
+                "SocketServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A line-echo server run by a ServiceGroup (SIGTERM: graceful, SIGINT: cancel), for the lifecycle tests.
+        .executableTarget(
+            name: "SocketServerLifecycleExample",
+            dependencies: [
+                "SocketServerLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketServerLifecycleTests",
+            dependencies: [
+                "SocketServerLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -26,7 +26,12 @@ final class EventWorker: @unchecked Sendable {
     private unowned(unsafe) let mode: EventMode
     private var connections: [StreamConnection] = []
     /// Set by `closeAll`: the loop is about to stop, so a connection handed over later is closed at once.
-    private var isClosed = false
+    private(set) var isClosed = false
+    /// Connections still sending their PROXY header (no handler yet).
+    var pendingProxyHeaders: [ProxyHeaderWait] = []
+    /// Header waits that have ended, kept until the next one starts so that none is freed inside its own
+    /// event's callback.
+    var retiredProxyHeaderWaits: [ProxyHeaderWait] = []
 
     init(loop: EventLoop, index: Int, mode: EventMode) {
         self.loop = loop
@@ -81,6 +86,7 @@ final class EventWorker: @unchecked Sendable {
 
     /// Tells every handler that the server is closing. Runs on the loop's thread.
     func noticeShutdown() {
+        cancelProxyHeaderWaits(EventModeError.shutdownDeadlineExpired)
         for connection in connections {
             connection.noticeShutdown()
         }
@@ -89,9 +95,16 @@ final class EventWorker: @unchecked Sendable {
     /// Closes every connection left, dropping queued output. Runs on the loop's thread.
     func closeAll(_ error: any Error) {
         isClosed = true
+        cancelProxyHeaderWaits(error)
+        retiredProxyHeaderWaits.removeAll()
         while let connection = connections.last {
             connection.forceClose(error)
         }
+    }
+
+    /// A connection that never got past its PROXY header has closed. Runs on the loop's thread.
+    func proxyHeaderConnectionClosed(server: UnretainedServer) {
+        mode.connectionClosed(server: server)
     }
 
     /// Forgets a closed connection. Runs on the loop's thread.
@@ -105,5 +118,50 @@ final class EventWorker: @unchecked Sendable {
         }
         connection.registryIndex = -1
         mode.connectionClosed(server: connection.server)
+    }
+}
+
+extension EventWorker {
+    /// Reads a connection's PROXY header on this loop, then calls `onHeader` with the client's address;
+    /// a bad, late or untrusted header closes the connection (reported to `handleError`). Runs on the loop's
+    /// thread.
+    func readProxyHeader(
+        of socket: Socket,
+        peer: SocketAddress,
+        configuration: ProxyProtocolConfiguration,
+        server: UnretainedServer,
+        onHeader: @escaping (SocketAddress) -> Void
+    ) {
+        retiredProxyHeaderWaits.removeAll()
+        guard !isClosed else {
+            server.with { $0.shutdownRequest(.stream(socket)) }
+            proxyHeaderConnectionClosed(server: server)
+            return
+        }
+        let wait = ProxyHeaderWait(
+            socket: socket, peer: peer, configuration: configuration, server: server, worker: self, onHeader: onHeader)
+        wait.registryIndex = pendingProxyHeaders.count
+        pendingProxyHeaders.append(wait)
+        wait.start(trusted: configuration.trusts(peer))
+    }
+
+    /// Removes a finished header wait from the list. Runs on the loop's thread.
+    func forgetProxyHeaderWait(_ wait: ProxyHeaderWait) {
+        let index = wait.registryIndex
+        guard index >= 0, index < pendingProxyHeaders.count, pendingProxyHeaders[index] === wait else { return }
+        let last = pendingProxyHeaders.removeLast()
+        if last !== wait {
+            pendingProxyHeaders[index] = last
+            last.registryIndex = index
+        }
+        wait.registryIndex = -1
+        retiredProxyHeaderWaits.append(wait)
+    }
+
+    /// Closes every connection still sending its header: nothing was served on them yet.
+    func cancelProxyHeaderWaits(_ error: any Error) {
+        while let wait = pendingProxyHeaders.last {
+            wait.cancel(error)
+        }
     }
 }

@@ -46,13 +46,19 @@ open class BaseServer: @unchecked Sendable {
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
     public var logger: Logger
+    /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
+    /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
+    package var proxyProtocolSettings: ProxyProtocolConfiguration?
     /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
     /// `serveForever` ignores it, as in Python.
     open var timeout: Duration?
 
     private let lifecycle = SanitizedMutex(Lifecycle())
+    private let closesImmediatelyFlag = Atomic(false)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
+    /// Connections handed back between requests (`parkConnection`); see `BaseServer+Parking.swift`.
+    let parking = ParkedConnections()
     private var isBackingOff = false
     // Set from the first failed accept of an exhaustion episode until an accept succeeds: one warning each.
     private var isInBackoffEpisode = false
@@ -132,8 +138,10 @@ open class BaseServer: @unchecked Sendable {
                 loop.exit()
                 return
             }
-            // A mode that reached its capacity stops the listener now, even if it did not ask.
-            if !self.mode.isAcceptingRequests { self.applyAccepting() }
+            // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
+            // parked connections get the next free slot.
+            self.parking.dispatchedSinceAccept = 0
+            if !self.mode.isAcceptingRequests || self.parking.hasResumed { self.applyAccepting() }
             self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
@@ -149,6 +157,7 @@ open class BaseServer: @unchecked Sendable {
         readiness.remove()
         readinessEvent = nil
         backoffTimer = nil
+        closeParkedConnections()
         endServing()
         if let failure { throw failure }
     }
@@ -193,6 +202,23 @@ open class BaseServer: @unchecked Sendable {
             if state.servingThread != nil { state.loop?.exit() }
         }
     }
+
+    /// Stops accepting now and lets `serveForever` return without waiting: the graceful half of a
+    /// swift-service-lifecycle shutdown (`SocketServerLifecycle`). Safe from any thread.
+    package func stopAccepting() {
+        requestShutdown()
+    }
+
+    /// Stops accepting and makes the coming `serverClose()` skip its drain (event-mode connections are
+    /// closed at once, a pool's queued requests dropped): a cancelled `SocketServerService`. Safe from any
+    /// thread, including a cancellation handler.
+    package func closeWithoutDrain() {
+        closesImmediatelyFlag.store(true, ordering: .sequentiallyConsistent)
+        requestShutdown()
+    }
+
+    /// Whether `closeWithoutDrain()` was called: read by the modes in `serverClose(server:)`.
+    package var closesImmediately: Bool { closesImmediatelyFlag.load(ordering: .sequentiallyConsistent) }
 
     /// Whether `serveForever` is running.
     public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
@@ -251,7 +277,11 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode — except
+    /// on a server with `TCPServer.proxyProtocol` set, where it runs once the PROXY header has been read,
+    /// with the original client's address, on the thread that runs the request (the handler thread, worker,
+    /// child, or the connection's event loop), so possibly on several threads at once; an error it throws
+    /// there goes to `handleError` and costs only that connection.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
@@ -465,10 +495,32 @@ open class BaseServer: @unchecked Sendable {
 
     private var backoffTimer: LoopEvent?
 
-    private var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+    var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+
+    /// The loop `serveForever` runs, while it runs and no shutdown or close was asked for; from any thread.
+    var loopTakingParkedConnections: EventLoop? {
+        lifecycle.withLock { state in
+            guard state.servingThread != nil, !state.shutdownRequested, !state.closeRequested else { return nil }
+            return state.loop
+        }
+    }
+
+    /// Whether the calling thread is the one in `serveForever` (not `handleRequest`).
+    var isServingForeverOnThisThread: Bool {
+        lifecycle.withLock { state in
+            guard let thread = state.servingThread else { return false }
+            return pthread_equal(thread, pthread_self()) != 0
+        }
+    }
+
+    /// Re-reads whether the mode accepts, enabling or disabling the listener; on the serving loop only.
+    func applyAcceptingOnLoop() {
+        applyAccepting()
+    }
 
     private func applyAccepting() {
         guard let readinessEvent else { return }
+        dispatchResumedConnections()
         if mode.isAcceptingRequests && !isBackingOff {
             if !readinessEvent.isPending { readinessEvent.add() }
         } else {
@@ -487,7 +539,16 @@ open class BaseServer: @unchecked Sendable {
             return
         }
         isInBackoffEpisode = false
-        if try verifyRequest(request, clientAddress: clientAddress) {
+        // Behind a PROXY-protocol listener the peer is the proxy: the request is verified once its header has
+        // given the client's address, on the thread that runs it (`TCPServer.finishRequest`, event mode).
+        if proxyProtocolSettings != nil, case .stream = request {
+            do {
+                try processRequest(request, clientAddress: clientAddress)
+            } catch {
+                handleError(error, clientAddress: clientAddress)
+                shutdownRequest(request)
+            }
+        } else if try verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

@@ -32,6 +32,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// For an IPv6 address, accept IPv4 clients too (`IPV6_V6ONLY` off). Default false: IPv6 only, whatever the
     /// system default. Not in Python, which leaves the system default.
     open var dualStack = false
+    /// The bound on each request's duration in the blocking modes, from the moment its handler starts
+    /// (`ServerConfiguration`'s `requestTimeout`; `StreamRequestHandler.setup()` sets it as the connection's
+    /// `deadline`); nil, the default, sets none. Not in Python. Set it before serving.
+    open var requestTimeout: Duration?
 
     /// Creates the socket for `serverAddress` and, by default, binds and listens.
     ///
@@ -86,6 +90,13 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     ) throws {
         try configuration.validate()
         try (mode as? EventMode)?.configuration.validate()
+        if configuration.requestTimeout != nil, mode is EventMode {
+            throw SocketServerError.invalidConfiguration(
+                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
+        }
+        if configuration.proxyProtocol != nil, Self.socketType != .stream {
+            throw SocketServerError.invalidConfiguration("\(Self.self) is a datagram server: the PROXY protocol is for streams")
+        }
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
@@ -198,7 +209,9 @@ open class TCPServer: BaseServer, @unchecked Sendable {
                 requestQueueSize: requestQueueSize,
                 dualStack: dualStack,
                 timeout: timeout,
-                maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize
+                maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize,
+                requestTimeout: requestTimeout,
+                proxyProtocol: proxyProtocol
             )
         }
         set {
@@ -208,7 +221,16 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             dualStack = newValue.dualStack
             timeout = newValue.timeout
             (self as? UDPServer)?.maxPacketSize = newValue.maxPacketSize
+            requestTimeout = newValue.requestTimeout
+            proxyProtocol = newValue.proxyProtocol
         }
+    }
+
+    /// The PROXY protocol settings (`ServerConfiguration.proxyProtocol`): nil reads no header. Set it before
+    /// serving; a change while serving applies to connections accepted afterwards.
+    public var proxyProtocol: ProxyProtocolConfiguration? {
+        get { proxyProtocolSettings }
+        set { proxyProtocolSettings = newValue }
     }
 
     /// Binds and listens when asked; on failure closes everything and rethrows.
@@ -337,6 +359,21 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// `MSG_DONTWAIT` instead.
     private static func makeSocket(for serverAddress: SocketAddress) throws -> Socket {
         try Socket(family: serverAddress.family, type: socketType, nonBlocking: socketType == .stream)
+    }
+
+    /// With `proxyProtocol` set, first reads the connection's PROXY header on this thread (under its
+    /// `headerTimeout`), then runs `verifyRequest` with the original client's address, then the handler with
+    /// it; otherwise just the handler (`BaseServer.finishRequest`). Runs on the thread or child that runs the
+    /// request. An override must call `super`, or the header reaches the handler as data.
+    /// - Throws: `ProxyProtocolError` for an untrusted peer or a bad header (the connection is then shut
+    ///   down unhandled); what `verifyRequest`, the factory or the handler throws.
+    open override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let proxyProtocol = proxyProtocolSettings, case .stream(let connection) = request else {
+            return try super.finishRequest(request, clientAddress: clientAddress)
+        }
+        let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
+        guard try verifyRequest(request, clientAddress: original) else { return }
+        try super.finishRequest(request, clientAddress: original)
     }
 
     /// Half-closes the connection (the peer reads end of file), then closes it.

@@ -9,21 +9,31 @@ struct ServerFactory {
     let mode: any ConcurrencyMode
     let logger: Logger
     let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)?
+    /// The service's settings (its PROXY protocol ones, say) for a Unix (true) or an IP listener.
+    var configuration: (_ unix: Bool) throws -> ServerConfiguration = { _ in ServerConfiguration() }
 
     /// A server around `listener`.
     /// - Throws: `SocketServerError.invalidListener` when the listener does not fit the service.
     func adopting(_ listener: Socket) throws -> TCPServer {
-        switch (type, listener.family == .unix) {
-        case (.stream, true): try UnixStreamServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
-        case (.stream, false): try TCPServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
-        case (.datagram, true): try UnixDatagramServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
-        case (.datagram, false): try UDPServer(adopting: listener, mode: mode, logger: logger, makeHandler: makeHandler)
+        let unix = listener.family == .unix
+        let settings = try configuration(unix)
+        return switch (type, unix) {
+        case (.stream, true):
+            try UnixStreamServer(adopting: listener, configuration: settings, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.stream, false):
+            try TCPServer(adopting: listener, configuration: settings, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, true):
+            try UnixDatagramServer(adopting: listener, configuration: settings, mode: mode, logger: logger, makeHandler: makeHandler)
+        case (.datagram, false):
+            try UDPServer(adopting: listener, configuration: settings, mode: mode, logger: logger, makeHandler: makeHandler)
         }
     }
 
-    /// A server bound to `address` (and listening, for a stream server).
-    func binding(_ address: SocketAddress, configuration: ServerConfiguration = ServerConfiguration()) throws -> TCPServer {
+    /// A server bound to `address` (and listening, for a stream server), with `configuration`, or by default
+    /// the service's settings.
+    func binding(_ address: SocketAddress, configuration given: ServerConfiguration? = nil) throws -> TCPServer {
         let unix = address.family == .unix
+        let configuration = try given ?? self.configuration(unix)
         return switch (type, unix) {
         case (.stream, true):
             try UnixStreamServer(address, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)

@@ -19,6 +19,8 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @OptionGroup var delay: ReplyDelayOption
 
     func run() throws {
@@ -34,7 +36,8 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
         try ServiceRunner.run(
             options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
