@@ -4,7 +4,7 @@ import Testing
 
 @testable import SocketServer
 
-// The deployment guide (README "Deployment", DocC article Deployment) shows the files in Deploy/; each one is
+// The deployment guide (README "Deployment", DocC article DeployingServers) shows the files in Deploy/; each one is
 // exercised here with the real program it configures: the systemd socket and service units through
 // systemd-socket-activate with the same settings (no systemd runs here), HAProxy in front of two demo
 // instances, and the Kubernetes termination sequence (SIGTERM with requests in flight).
@@ -38,13 +38,13 @@ struct DeploymentGuideTests {
     func guideShowsTheFiles() throws {
         let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
         let article = try String(
-            contentsOfFile: repositoryRoot + "/Sources/SocketServer/SocketServer.docc/Deployment.md", encoding: .utf8)
+            contentsOfFile: repositoryRoot + "/Sources/SocketServer/SocketServer.docc/DeployingServers.md", encoding: .utf8)
         for name in ["systemd/socketserver-demo.socket", "systemd/socketserver-demo.service", "haproxy/haproxy.cfg",
             "kubernetes/deployment.yaml"]
         {
             let text = try deployFile(name)
             #expect(readme.contains(text), "README.md shows Deploy/\(name) as it is")
-            #expect(article.contains(text), "Deployment.md shows Deploy/\(name) as it is")
+            #expect(article.contains(text), "DeployingServers.md shows Deploy/\(name) as it is")
         }
     }
 
