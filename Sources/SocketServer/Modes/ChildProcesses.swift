@@ -84,8 +84,9 @@ enum ChildProcess {
             }
         }
         // Fallback: the caller reaps what has exited and asks again, so wait a little and return.
-        var interval = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-        _ = nanosleep(&interval, nil)
+        // usleep, not nanosleep: under MemberImportVisibility a release build saw `timespec`'s initializer as
+        // CLibEventShim's (the C module that included <time.h> first) and refused it.
+        _ = usleep(10_000)
     }
 
     /// A descriptor that becomes readable when `pid` exits (Linux 5.3+), or nil where pidfds are missing or
