@@ -14,6 +14,10 @@ deps:
 	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v objcopy >/dev/null || missing="$$missing binutils"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

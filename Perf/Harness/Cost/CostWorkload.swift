@@ -1,0 +1,26 @@
+/// A deterministic-cost workload: a fixed number of requests from one client, run twice (short and long) under
+/// callgrind and under strace, so that the difference divided by the extra requests is the cost of one request
+/// with start-up, warm-up and shutdown cancelled out.
+struct CostWorkload: Sendable {
+    let id: String
+    let title: String
+    /// The throughput workload whose server command (and whose skip rules) it borrows.
+    let base: Workload
+    /// Requests of the short and of the long run.
+    let shortRequests: Int
+    let longRequests: Int
+
+    var extraRequests: Int { longRequests - shortRequests }
+
+    static let tcp = CostWorkload(
+        id: "cost-tcp", title: "TCP echo, 64-byte ping-pong over one connection", base: .echo1,
+        shortRequests: 200, longRequests: 1200)
+    static let udp = CostWorkload(
+        id: "cost-udp", title: "UDP echo, 64-byte datagrams from one client", base: .udp,
+        shortRequests: 200, longRequests: 1200)
+    static let connect = CostWorkload(
+        id: "cost-connect", title: "connect per request (connect, 64 bytes, echo, close), one client", base: .connect10,
+        shortRequests: 20, longRequests: 220)
+
+    static let all: [CostWorkload] = [tcp, udp, connect]
+}
