@@ -59,11 +59,12 @@ struct CostProbe {
     private func difference(_ spec: ServerSpec, command: [String], workload: CostWorkload, tool: Tool)
         -> Result<Totals, SkipReason>
     {
-        let short = measure(spec, command: command, workload: workload, requests: workload.shortRequests, tool: tool)
+        let (shortCount, longCount) = workload.requests(for: spec)
+        let short = measure(spec, command: command, workload: workload, requests: shortCount, tool: tool)
         guard case .success(let first) = short else { return short }
-        let long = measure(spec, command: command, workload: workload, requests: workload.longRequests, tool: tool)
+        let long = measure(spec, command: command, workload: workload, requests: longCount, tool: tool)
         guard case .success(let second) = long else { return long }
-        let extra = Double(workload.extraRequests)
+        let extra = Double(longCount - shortCount)
         var delta = Totals(instructions: (second.instructions - first.instructions) / extra)
         for name in Set(first.syscalls.keys).union(second.syscalls.keys) {
             let perRequest = ((second.syscalls[name] ?? 0) - (first.syscalls[name] ?? 0)) / extra
@@ -86,9 +87,12 @@ struct CostProbe {
         switch tool {
         case .callgrind:
             guard let valgrind = tools.valgrind else { return .failure(SkipReason("valgrind not installed")) }
-            // Forked children write their own file (%p); threads share the process's.
+            // Forked children write their own file (%p); threads share the process's. A forked child starts
+            // with its parent's counters, so the parent dumps (and so zeroes them) on entering fork: then the
+            // parent's dumps and each child's file count every instruction once.
             let program = [tools.valgrindCopy(of: command[0])] + command.dropFirst()
             wrapped = [valgrind, "--tool=callgrind", "--dump-instr=no", "--dump-line=no", "--trace-children=no",
+                       "--dump-before=*fork",
                        "--callgrind-out-file=\(directory)/callgrind.%p", "--log-file=\(log).valgrind"] + program
         case .strace:
             guard let strace = tools.strace else { return .failure(SkipReason("strace not installed")) }
@@ -121,7 +125,7 @@ struct CostProbe {
         case .callgrind:
             let files = (try? FileManager.default.contentsOfDirectory(atPath: directory))?
                 .filter { $0.hasPrefix("callgrind.") } ?? []
-            for file in files { totals.instructions += Self.callgrindTotal(readText("\(directory)/\(file)") ?? "") }
+            for file in files { totals.instructions += Self.callgrindTotal(Self.tail(of: "\(directory)/\(file)")) }
             guard totals.instructions > 0 else { return .failure(SkipReason("no callgrind output")) }
         case .strace:
             guard let text = readText("\(directory)/strace.txt") else { return .failure(SkipReason("no strace output")) }
@@ -136,6 +140,18 @@ struct CostProbe {
             if let value = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) { return value }
         }
         return 0
+    }
+
+    /// The last 4 KiB of a file (where callgrind writes its totals; a forked child's file is hundreds of KiB).
+    static func tail(of path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        let size = lseek(fd, 0, SEEK_END)
+        guard size >= 0 else { return "" }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, max(0, size - 4096)) }
+        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
     }
 
     /// The `calls` column of `strace -c`, by system call name.

@@ -12,6 +12,12 @@ struct CostWorkload: Sendable {
 
     var extraRequests: Int { longRequests - shortRequests }
 
+    /// A process per request under valgrind costs a fork of the whole valgrind process and a profile file per
+    /// child: those servers run 10 and 60 requests (a per-request cost is a per-request cost at any count).
+    func requests(for spec: ServerSpec) -> (short: Int, long: Int) {
+        spec.concurrency == .processes && base.kind != .pingPong ? (10, 60) : (shortRequests, longRequests)
+    }
+
     static let tcp = CostWorkload(
         id: "cost-tcp", title: "TCP echo, 64-byte ping-pong over one connection", base: .echo1,
         shortRequests: 200, longRequests: 1200)
