@@ -2,7 +2,7 @@
 # Both install what is missing first, so they work on a fresh Debian machine.
 
 SWIFT ?= swift
-APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat
+APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps test test-tsan perf perf-full docs build clean
@@ -13,6 +13,7 @@ deps:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \

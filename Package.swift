@@ -44,6 +44,7 @@ let package = Package(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
+                "CSocketServerShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

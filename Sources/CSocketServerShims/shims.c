@@ -5,9 +5,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <errno.h>
+#include <time.h>
 #include <unistd.h>
 
 // The syscall number is 434 on every Linux architecture (it was allocated after the numbers were unified);
@@ -44,8 +47,20 @@ int CSocketServerShims_pipe2(int *ends, int flags) {
     return pipe2(ends, flags);
 }
 
-int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds) {
+int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds, long long microseconds) {
     struct timeval interval = {.tv_sec = (time_t)seconds, .tv_usec = (suseconds_t)microseconds};
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, sizeof interval) != 0) return -1;
-    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, sizeof interval);
+    return setsockopt(fd, SOL_SOCKET, option, &interval, sizeof interval);
+}
+
+void CSocketServerShims_sleep(long long seconds, long long nanoseconds) {
+    struct timespec request = {.tv_sec = (time_t)seconds, .tv_nsec = (long)nanoseconds};
+    struct timespec remaining;
+    while (nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
+}
+
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(out_fd, in_fd, &position, count);
+    *offset = (long long)position;
+    return (long long)sent;
 }

@@ -188,13 +188,78 @@ struct ReadmeExampleTests {
         #expect(server.lifecycleState == .closed)
     }
 
+    @Test func asyncDatagram() async throws {
+        // example: async-datagram
+        final class AsyncUDPEcho: AsyncDatagramRequestHandler {
+            override func handle() async throws {
+                try reply(packet)                     // one datagram back to clientAddress, never blocks
+            }
+        }
+
+        let udp = try UDPServer(.loopback(), asyncHandler: AsyncUDPEcho.self, configuration: .init(loops: 2))
+        // end example: async-datagram
+        let serving = Task { try await udp.run() }
+        let address = udp.serverAddress
+        let reply = try await Task.detached { () -> String in
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !udp.isServing && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            let client = try Socket(family: .inet, type: .datagram)
+            defer { client.close() }
+            client.timeout = .seconds(10)
+            try client.send(Array("datagram".utf8), to: address)
+            return String(decoding: try client.receiveFrom(maxLength: 64).0, as: UTF8.self)
+        }.value
+        #expect(reply == "datagram")
+        serving.cancel()
+        try await serving.value
+        #expect(udp.lifecycleState == .closed)
+    }
+
+    @Test func parking() throws {
+        // example: parking
+        final class KeepAliveEcho: StreamRequestHandler {
+            override func handle() throws {
+                while true {
+                    let line = try rfile.readLine()
+                    if line.isEmpty { return }
+                    try wfile.write(line)
+                    // Nothing of the next line here yet: wait on the server's loop, not on this worker.
+                    if parkConnection(idleTimeout: .seconds(5)) { return }
+                }
+            }
+        }
+
+        let server = try TCPServer(.loopback(), handler: KeepAliveEcho.self, mode: ThreadPoolMode(workers: 2))
+        // end example: parking
+        defer { server.serverClose() }
+        try whileServing(server) {
+            // Three idle kept-alive connections, then each again: two workers serve them all.
+            let address = server.serverAddress
+            var sockets: [(Socket, RequestReader)] = []
+            defer { for (socket, _) in sockets { socket.close() } }
+            for index in 0..<3 {
+                let socket = try Socket(family: address.family, type: .stream)
+                socket.timeout = .seconds(20)
+                try socket.connect(to: address)
+                try socket.sendAll(Array("first \(index)\n".utf8))
+                let reader = RequestReader(socket: socket)
+                #expect(String(decoding: try reader.readLine(), as: UTF8.self) == "first \(index)\n")
+                sockets.append((socket, reader))
+            }
+            for (index, (socket, reader)) in sockets.enumerated() {
+                try socket.sendAll(Array("again \(index)\n".utf8))
+                #expect(String(decoding: try reader.readLine(), as: UTF8.self) == "again \(index)\n")
+            }
+        }
+    }
+
     @Test func readmeExamplesMatchTheseTests() throws {
         let here = URL(fileURLWithPath: #filePath)
         let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let tests = try String(contentsOf: here, encoding: .utf8)
         let examples = Self.readmeExamples(readme)
-        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async"])
+        #expect(examples.map(\.name) == ["echo", "customising", "dependencies", "modes", "event", "async", "async-datagram", "parking"])
         for example in examples {
             let copy = Self.testCopy(named: example.name, in: tests)
             #expect(copy != nil, "README example \(example.name) has no copy in \(here.lastPathComponent)")

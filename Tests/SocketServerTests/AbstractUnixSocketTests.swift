@@ -15,7 +15,20 @@ private let abstractNameCounter = Atomic(0)
 /// The names of the Unix sockets this machine has bound, as `/proc/net/unix` lists them (an abstract name
 /// with `@` for its leading NUL).
 private func boundUnixNames() -> [String] {
-    guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return [] }
+    // Read as bytes and decoded leniently: the table is machine-wide, and another process's abstract name may
+    // be any bytes, which a strict UTF-8 read would turn into an empty list (seen in CI).
+    let fd = open("/proc/net/unix", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { break }
+        bytes += chunk[..<count]
+    }
+    let table = String(decoding: bytes, as: UTF8.self)
     return table.split(separator: "\n").dropFirst().compactMap { row in
         let fields = row.split(separator: " ", omittingEmptySubsequences: true)
         return fields.count >= 8 ? String(fields[7]) : nil

@@ -1,4 +1,5 @@
 import Foundation
+import CSocketServerShims
 import Glibc
 import Logging
 import Synchronization
@@ -46,9 +47,8 @@ final class CallLog: Sendable {
 /// condition (that is `eventually`).
 func pause(_ duration: Duration) {
     let (seconds, attoseconds) = duration.components
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    guard seconds > 0 || attoseconds > 0 else { return }
+    CSocketServerShims_sleep(seconds, attoseconds / 1_000_000_000)
 }
 
 /// Polls `condition` every 5 ms until it holds or `limit` passes; returns whether it held. The one way the

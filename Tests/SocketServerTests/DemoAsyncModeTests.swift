@@ -64,14 +64,28 @@ struct DemoAsyncModeTests {
         }
     }
 
-    @Test("udp-echo --mode async exits 2 with a clear message (no async datagram handler yet)")
-    func udpEchoRefusesAsync() throws {
-        let executable = try #require(demoExecutablePath)
-        let result = try runTool([executable, "udp-echo", "--mode", "async", "--port", "0"])
-        #expect(result.status == 2, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("Error"), "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("async datagram handler"), "stderr: \(result.stderr)")
-        #expect(result.output.isEmpty, "nothing on stdout: \(result.output)")
+    @Test("udp-echo --mode async answers nc -u; with --delay-ms the handlers of many datagrams sleep at once")
+    func udpEchoWithNetcat() throws {
+        try withDemo(["udp-echo", "--mode", "async", "--loops", "2", "--port", "0"]) { demo throws in
+            // nc -u sends its stdin as one datagram and prints the reply; -w2 quits after two idle seconds.
+            let result = try runTool(["nc", "-u", "-w2", "127.0.0.1", "\(demo.port)"], input: Array("ping\n".utf8))
+            #expect(result.output == "ping\n", "nc: \(result.status) \(result.stderr)")
+        }
+        // 20 datagrams whose replies each wait 300 ms: handled concurrently (one serving thread, 20 tasks),
+        // every one answered.
+        try withDemo(["udp-echo", "--mode", "async", "--loops", "1", "--delay-ms", "300", "--port", "0"]) { demo throws in
+            let socket = try Socket(family: .inet, type: .datagram)
+            defer { socket.close() }
+            socket.timeout = .seconds(20)
+            let address = try demo.socketAddress()
+            for index in 0..<20 { try socket.send(Array("d\(index)".utf8), to: address) }
+            var replies = Set<String>()
+            for _ in 0..<20 {
+                let (reply, _) = try socket.receiveFrom(maxLength: 64)
+                replies.insert(String(decoding: reply, as: UTF8.self))
+            }
+            #expect(replies == Set((0..<20).map { "d\($0)" }))
+        }
     }
 
     // MARK: - echo

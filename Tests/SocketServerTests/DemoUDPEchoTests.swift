@@ -4,9 +4,12 @@ import Testing
 
 @testable import SocketServer
 
+/// Every mode udp-echo runs in: the stream services' modes and `async` (an async datagram handler).
+private let demoDatagramModes = demoModes + ["async"]
+
 @Suite("socketserver-demo udp-echo, driven by a datagram client", .serialized)
 struct DemoUDPEchoTests {
-    @Test("echo over UDP", arguments: demoModes)
+    @Test("echo over UDP", arguments: demoDatagramModes)
     func udp(mode: String) throws {
         try withDemo(["udp-echo", "--mode", mode, "--port", "0"]) { demo throws in
             #expect(demo.address.hasPrefix("127.0.0.1:") && demo.port > 0)
@@ -18,7 +21,7 @@ struct DemoUDPEchoTests {
 
     @Test(
         "echo over UDP on IPv6 loopback", .enabled(if: ipv6LoopbackAvailable, "::1 cannot be bound on this machine"),
-        arguments: demoModes)
+        arguments: demoDatagramModes)
     func udpIPv6(mode: String) throws {
         try withDemo(["udp-echo", "--mode", mode, "--host", "::1", "--port", "0"]) { demo throws in
             #expect(demo.address.hasPrefix("[::1]:"))
@@ -26,7 +29,7 @@ struct DemoUDPEchoTests {
         }
     }
 
-    @Test("echo over a Unix datagram socket", arguments: demoModes)
+    @Test("echo over a Unix datagram socket", arguments: demoDatagramModes)
     func unixDatagram(mode: String) throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }

@@ -66,8 +66,9 @@ struct HardeningRegressionTests {
     /// RLIMIT_NOFILE), the demo still accepts a connection into the last free descriptor, then cannot open
     /// the requested file and answers 404 Not Found for a file that exists: `StaticFile.open` returns nil for
     /// any `open(2)` failure, EMFILE included (`DirectoryListing.render` does the same for `opendir`). The
-    /// honest answer is 503 Service Unavailable (the failure is the server's, and passes).
-    @Test("out of descriptors, a file that exists is not answered 404 (known issue: it is today)")
+    /// honest answer is 503 Service Unavailable (the failure is the server's, and passes), which it now gives,
+    /// with `Retry-After`.
+    @Test("out of descriptors, a file that exists is answered 503, not 404")
     func noNotFoundWhenOutOfDescriptors() throws {
         let fixture = try HTTPFixture()
         defer { fixture.cleanup() }
@@ -90,9 +91,7 @@ struct HardeningRegressionTests {
 
             // Accepted into the last descriptor; opening the file then fails with EMFILE.
             let exhausted = try status(of: "/hello.txt", at: address)
-            withKnownIssue("the demo answers 404 for an existing file when open(2) fails with EMFILE") {
-                #expect(exhausted == 503)
-            }
+            #expect(exhausted == 503)
 
             // Once the idle connections go, the same request is served again.
             for client in held { client.close() }

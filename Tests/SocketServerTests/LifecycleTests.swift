@@ -12,8 +12,7 @@ private func waitFor(within limit: Duration = .seconds(20), _ condition: () -> B
     let deadline = clock.now + limit
     while clock.now < deadline {
         if condition() { return true }
-        var interval = timespec(tv_sec: 0, tv_nsec: 5_000_000)
-        _ = nanosleep(&interval, nil)
+        pause(.milliseconds(5))
     }
     return condition()
 }

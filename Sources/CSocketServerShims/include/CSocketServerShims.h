@@ -38,9 +38,19 @@ int CSocketServerShims_posix_spawn_file_actions_addclosefrom_np(void *actions, i
 /// ints. Returns 0, or -1 with errno set. Used by the tests.
 int CSocketServerShims_pipe2(int *ends, int flags);
 
-/// setsockopt(2) of SO_RCVTIMEO and SO_SNDTIMEO to `seconds` + `microseconds` (both 0: no limit). Swift sees
-/// `struct timeval` as owned by whichever C module included <sys/time.h> first, so the socket layer sets it
-/// here. Returns 0, or -1 with errno set.
-int CSocketServerShims_set_socket_timeouts(int fd, long long seconds, long long microseconds);
+/// setsockopt(2) of a `struct timeval` option (SO_RCVTIMEO or SO_SNDTIMEO) to `seconds` + `microseconds`
+/// (both 0: no limit). Swift sees `struct timeval` as owned by whichever C module included <sys/time.h> first,
+/// which under MemberImportVisibility may be one a file does not import, so Swift code sets it here.
+/// Returns 0, or -1 with errno set.
+int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds, long long microseconds);
+
+/// nanosleep(2) for `seconds` + `nanoseconds`, the whole of it (an interrupted sleep goes on for what is
+/// left). For the same reason as above (`struct timespec`'s owner), Swift code sleeps through this.
+void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
+
+/// sendfile(2): copies up to `count` bytes of the file `in_fd` from `*offset` (advanced by what was sent) to
+/// the socket `out_fd`, inside the kernel. Returns the bytes sent (0 at the file's end), or -1 with errno set
+/// (EAGAIN when a non-blocking socket is full, or a blocking one's SO_SNDTIMEO expired).
+long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
 
 #endif

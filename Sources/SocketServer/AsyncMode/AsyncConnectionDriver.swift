@@ -9,12 +9,23 @@ import Glibc
 /// Callbacks only move bytes and resume the one waiting reader or writer (resuming enqueues the task's job on
 /// the same loop; no thread hop, no allocation). Input is copied once into the driver's buffer, which is
 /// bounded by `maxBufferedInput`: above it the driver stops reading from the peer until the handler catches
-/// up.
+/// up. A writer that found output above the high watermark waits until it falls to the low watermark
+/// (`outputFellToLowWatermark` or `outputDrained`). With the handler's `timeout` set, each suspended read
+/// or write arms a one-shot libevent timer (created once per connection, on first use) that makes it
+/// throw `ETIMEDOUT`; the connection stays usable.
 final class AsyncConnectionDriver: EventStreamHandler {
     let loop: EventLoop
     let clientAddress: SocketAddress
     private let makeHandler: @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
     private let inputLimit: Int
+    /// A waiting writer resumes once queued output falls to this.
+    let outputLowWatermark: Int
+    /// The handler's `timeout`: a limit on each suspended read and write; nil waits for ever.
+    private(set) var timeout: Duration?
+    /// Fire after `timeout` and make the suspended read or write throw; nil until first needed, and again
+    /// once the connection closed (they must be freed on the loop, before it stops).
+    private var readTimer: LoopEvent?
+    private var writeTimer: LoopEvent?
     let unretainedServer: UnretainedServer
 
     private(set) var connection: EventConnection?
@@ -28,17 +39,21 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private var writeWaiter: UnsafeContinuation<Void, any Error>?
     private var task: Task<Void, Never>?
     private var isPausedForInput = false
+    /// The handler was told of one idle timeout already; the next one closes the connection.
+    private var sawIdleTimeout = false
     /// The server is shutting down: a read that would wait for more input ends the input instead.
     private(set) var isShuttingDown = false
 
     init(
         context: EventHandlerContext,
         inputLimit: Int,
+        outputLowWatermark: Int = 0,
         makeHandler: @escaping @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
     ) {
         self.loop = context.loop
         self.clientAddress = context.clientAddress
         self.inputLimit = max(inputLimit, 1)
+        self.outputLowWatermark = max(outputLowWatermark, 0)
         self.makeHandler = makeHandler
         self.unretainedServer = context.unretained
         super.init()
@@ -83,6 +98,21 @@ final class AsyncConnectionDriver: EventStreamHandler {
         wakeWriter()
     }
 
+    override func outputFellToLowWatermark(on connection: EventConnection) {
+        wakeWriter()
+    }
+
+    /// The idle timeout fired: a handler waiting to read gets `EventModeError.idleTimeout` from that read
+    /// and may still answer (an HTTP 408) before it returns; the connection closes when it does. With no
+    /// read waiting (the handler is busy elsewhere, or ignored the first one), the connection closes now.
+    override func idleTimeoutExpired(on connection: EventConnection) -> Bool {
+        guard let waiter = readWaiter, !sawIdleTimeout else { return false }
+        sawIdleTimeout = true
+        readWaiter = nil
+        waiter.resume(throwing: EventModeError.idleTimeout)
+        return true
+    }
+
     /// Shutdown began: a handler waiting for input with nothing buffered sees end of input now, so idle
     /// connections close at once instead of at the shutdown deadline; one holding part of a message keeps
     /// waiting for the rest (until the deadline), and its next wait with nothing buffered ends the same way.
@@ -100,6 +130,8 @@ final class AsyncConnectionDriver: EventStreamHandler {
         input.release()
         wakeReader()
         wakeWriter()
+        readTimer = nil
+        writeTimer = nil
         // Past the shutdown deadline the handler's task is cancelled too, so work it awaits elsewhere ends.
         if case .shutdownDeadlineExpired? = error as? EventModeError { task?.cancel() }
     }
@@ -118,7 +150,7 @@ final class AsyncConnectionDriver: EventStreamHandler {
             isPausedForInput = false
             connection?.resumeReading()
         }
-        try await withUnsafeThrowingContinuation { readWaiter = $0 }
+        try await suspend(reading: true)
     }
 
     /// Marks `count` buffered bytes as read, and reads from the peer again once the buffer has room.
@@ -130,13 +162,40 @@ final class AsyncConnectionDriver: EventStreamHandler {
         }
     }
 
-    /// Waits until the connection's queued output has been sent, or it failed.
-    func waitForOutputDrained() async throws {
-        while let connection, connection.bufferedOutputCount > 0 {
+    /// Waits until at most `limit` bytes of the connection's output are queued (0: all sent), or it failed.
+    func waitForOutput(atMost limit: Int) async throws {
+        while let connection, connection.bufferedOutputCount > limit {
             try Task.checkCancellation()
-            try await withUnsafeThrowingContinuation { writeWaiter = $0 }
+            try await suspend(reading: false)
         }
         if let failure, connection == nil { throw failure }
+    }
+
+    /// Suspends the reader or the writer until a callback wakes it, with the handler's `timeout` armed.
+    private func suspend(reading: Bool) async throws {
+        if let timeout, connection != nil {
+            let timer = reading ? (readTimer ?? makeTimer(reading: true)) : (writeTimer ?? makeTimer(reading: false))
+            timer.add(timeout: timeout)
+        }
+        if reading {
+            try await withUnsafeThrowingContinuation { readWaiter = $0 }
+        } else {
+            try await withUnsafeThrowingContinuation { writeWaiter = $0 }
+        }
+    }
+
+    private func makeTimer(reading: Bool) -> LoopEvent {
+        let timer = LoopEvent(timerOn: loop, repeating: false) { [unowned self] _ in timedOut(reading: reading) }
+        if reading { readTimer = timer } else { writeTimer = timer }
+        return timer
+    }
+
+    /// The handler's `timeout` expired under a suspended read or write: it throws; the connection stays.
+    private func timedOut(reading: Bool) {
+        let waiter = reading ? readWaiter : writeWaiter
+        guard let waiter else { return }
+        if reading { readWaiter = nil } else { writeWaiter = nil }
+        waiter.resume(throwing: SocketError(operation: reading ? "recv" : "send", code: ETIMEDOUT))
     }
 
     /// Sends `bytes`, queueing what the peer cannot take yet; returns whether the queue is now above the high
@@ -147,6 +206,14 @@ final class AsyncConnectionDriver: EventStreamHandler {
         return !connection.isWritable
     }
 
+    /// Sends a file region (queued behind earlier output); returns whether the caller must wait for it
+    /// to drain, as `writeNow`.
+    func sendFileNow(_ region: FileRegion) throws -> Bool {
+        guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
+        guard connection.sendFile(region) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
+        return !connection.isWritable
+    }
+
     // MARK: - The handler's life
 
     private func runHandler() async {
@@ -154,6 +221,7 @@ final class AsyncConnectionDriver: EventStreamHandler {
         var failure: (any Error)?
         do {
             let handler = try makeHandler(context)
+            timeout = handler.timeout
             try await handler.run()
         } catch {
             failure = error
@@ -170,12 +238,14 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private func wakeReader() {
         guard let waiter = readWaiter else { return }
         readWaiter = nil
+        readTimer?.remove()
         if let failure { waiter.resume(throwing: failure) } else { waiter.resume() }
     }
 
     private func wakeWriter() {
         guard let waiter = writeWaiter else { return }
         writeWaiter = nil
+        writeTimer?.remove()
         if let failure, connection == nil { waiter.resume(throwing: failure) } else { waiter.resume() }
     }
 }

@@ -7,17 +7,27 @@ import Glibc
 /// call; each returned line or chunk is one new array.
 public struct AsyncRequestReader {
     let driver: AsyncConnectionDriver
-    /// The longest line `readLine()` returns, newline included.
-    public var maxLineLength = 65536
+    /// The longest line `readLine()` returns, newline included (the handler's `maxLineLength`).
+    public var maxLineLength: Int
+    /// The largest count `read(_:)` accepts (the handler's `maxReadLength`).
+    public var maxReadLength: Int
 
-    init(driver: AsyncConnectionDriver) {
+    init(driver: AsyncConnectionDriver, maxLineLength: Int = 65536, maxReadLength: Int = RequestReader.defaultMaxReadLength) {
         self.driver = driver
+        self.maxLineLength = max(maxLineLength, 1)
+        self.maxReadLength = max(maxReadLength, 0)
     }
+
+    /// The bytes received but not yet read (a partial line, for example). O(1); from the handler's task.
+    public var bufferedCount: Int { driver.input.count }
 
     /// Reads one line, up to and including `\n`; at end of input the rest, possibly empty.
     /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within `maxLength` bytes (default
-    ///   `maxLineLength`); the connection's failure (a reset, `EventModeError.idleTimeout`, the shutdown
-    ///   deadline); `CancellationError` when the task was cancelled.
+    ///   `maxLineLength`); the connection's failure (a reset, the shutdown deadline);
+    ///   `EventModeError.idleTimeout` when nothing arrived for the mode's idle timeout (the connection is
+    ///   still open then, so the handler may answer before it returns; a second idle timeout closes it);
+    ///   a `SocketError` with `isTimeout` when the handler's `timeout` expired while waiting (what arrived
+    ///   stays buffered); `CancellationError` when the task was cancelled.
     public func readLine(maxLength: Int? = nil) async throws -> [UInt8] {
         let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = 0
@@ -35,9 +45,16 @@ public struct AsyncRequestReader {
     }
 
     /// Reads exactly `count` bytes, or fewer only at end of input; never buffers more than the mode's input
-    /// bound at once (a huge `count` is served as the bytes arrive).
+    /// bound at once, and the result grows only as bytes arrive (a large `count` claimed by a peer costs
+    /// what the peer really sends).
+    /// - Throws: `SocketServerError.readLengthOutOfRange` when `count` is negative or above `maxReadLength`,
+    ///   before anything is consumed; otherwise as `readLine()`. Bytes read before a failure are lost with
+    ///   it.
     public func read(_ count: Int) async throws -> [UInt8] {
-        let wanted = max(count, 0)
+        guard count >= 0, count <= maxReadLength else {
+            throw SocketServerError.readLengthOutOfRange(count: count, limit: maxReadLength)
+        }
+        let wanted = count
         var result: [UInt8] = []
         while result.count < wanted {
             let available = driver.input.count

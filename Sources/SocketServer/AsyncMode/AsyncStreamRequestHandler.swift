@@ -17,22 +17,34 @@
 /// let server = try TCPServer(.loopback(), asyncHandler: AsyncEcho.self, configuration: .init(loops: 2))
 /// ```
 ///
-/// End of input is an empty read, as in Python. A reset, the idle timeout, or the server's shutdown
-/// deadline make the pending read or write throw; after the deadline the task is also cancelled. An error
+/// End of input is an empty read, as in Python. A reset, the idle timeout, the handler's `timeout` (per
+/// read or write), or the server's shutdown deadline make the pending read or write throw; after the
+/// deadline the task is also cancelled. An error
 /// that `handle()` throws goes to the server's `handleError` (a closed connection's does not), and the
 /// connection is closed once the handler returns and its output has been sent.
 open class AsyncStreamRequestHandler {
     /// The connection's context: client address and server.
     public let context: AsyncHandlerContext
-    /// The connection's input.
-    public let rfile: AsyncRequestReader
+    /// The connection's input, with this handler's `maxLineLength` and `maxReadLength`.
+    public private(set) lazy var rfile = AsyncRequestReader(
+        driver: context.driver, maxLineLength: maxLineLength, maxReadLength: maxReadLength)
     /// The connection's output.
     public let wfile: AsyncRequestWriter
+
+    /// A limit on each read that waits for input and each write or flush that waits for output to drain
+    /// (Python's `timeout`, as `StreamRequestHandler.timeout`); nil, the default, waits for ever (the
+    /// mode's `idleTimeout` still applies). An expired wait throws a `SocketError` with `isTimeout`; the
+    /// connection stays open, so a handler may catch it and go on. Read once, before `setup()`.
+    open var timeout: Duration? { nil }
+    /// The longest line `rfile.readLine()` accepts before throwing `lineTooLong`. Default 64 KiB.
+    open var maxLineLength: Int { 65536 }
+    /// The largest count `rfile.read(_:)` accepts before throwing `readLengthOutOfRange`. Default
+    /// `RequestReader.defaultMaxReadLength`, 16 MiB; a read only ever holds the bytes that arrived.
+    open var maxReadLength: Int { RequestReader.defaultMaxReadLength }
 
     /// Creates the handler for one connection; called by the server, on the connection's loop.
     public required init(_ context: AsyncHandlerContext) {
         self.context = context
-        self.rfile = AsyncRequestReader(driver: context.driver)
         self.wfile = AsyncRequestWriter(driver: context.driver)
     }
 

@@ -9,8 +9,10 @@ extension EventMode {
         makeAsyncHandler: @escaping @Sendable (AsyncHandlerContext) throws -> AsyncStreamRequestHandler
     ) {
         let inputLimit = configuration.maxBufferedInput
+        let lowWatermark = configuration.outputLowWatermark
         self.init(configuration: configuration) { context in
-            AsyncConnectionDriver(context: context, inputLimit: inputLimit, makeHandler: makeAsyncHandler)
+            AsyncConnectionDriver(
+                context: context, inputLimit: inputLimit, outputLowWatermark: lowWatermark, makeHandler: makeAsyncHandler)
         }
     }
 }

@@ -47,6 +47,14 @@ struct ByteQueue: ~Copyable {
         if head == tail { release() }
     }
 
+    /// Swaps contents with `other` (no copy): how a queued file's trailing bytes become the output's head.
+    mutating func exchange(with other: inout ByteQueue) {
+        (storage, other.storage) = (other.storage, storage)
+        (capacity, other.capacity) = (other.capacity, capacity)
+        (head, other.head) = (other.head, head)
+        (tail, other.tail) = (other.tail, tail)
+    }
+
     /// Drops everything and frees the block.
     mutating func release() {
         free(storage)

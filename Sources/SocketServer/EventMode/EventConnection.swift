@@ -55,6 +55,22 @@ public struct EventConnection: Hashable {
         return text.withUTF8 { core.write(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Sends a file region with `sendfile(2)`, without blocking and without copying it through user space:
+    /// what the socket takes now goes out at once, the rest is sent as the peer reads, and bytes written
+    /// afterwards wait behind it.
+    ///
+    /// The region's unsent bytes count in `bufferedOutputCount` and against the high watermark (so
+    /// `isWritable` turns false and reading pauses while a large file is on its way), not against
+    /// `maxBufferedOutput`, since they take no memory; `outputDrained(on:)` runs once all of it has gone.
+    /// The region's `owner` (or the caller) must keep the descriptor open until then or until the
+    /// connection closes. A file that ends before the region does closes the connection (the peer gets a
+    /// short body), with `FileRegionError.fileShrank` given to `connectionClosed`.
+    /// - Returns: false when the connection no longer takes writes.
+    @discardableResult
+    public func sendFile(_ region: FileRegion) -> Bool {
+        core.sendFile(region)
+    }
+
     /// Closes the connection once its queued output has been sent; unread input is dropped. Idempotent.
     public func close() {
         core.close()

@@ -35,18 +35,7 @@ public struct EventDatagram: Sendable {
     /// - Throws: `SocketError` when the system refuses the datagram (for example an unnamed Unix client).
     @discardableResult
     public func reply(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
-        let descriptor = socket.fileDescriptor
-        guard descriptor >= 0 else { throw SocketError(operation: "sendto", code: EBADF) }
-        while true {
-            let sent = clientAddress.withSockAddr { address, length in
-                sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length)
-            }
-            if sent >= 0 { return true }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return false }
-            throw SocketError(operation: "sendto", code: code)
-        }
+        try socket.sendWithoutWaiting(bytes, to: clientAddress)
     }
 
     /// Sends `bytes` to the sender as one datagram, without blocking; false when dropped.
@@ -60,5 +49,26 @@ public struct EventDatagram: Sendable {
     public func reply(_ text: String) throws -> Bool {
         var text = text
         return try text.withUTF8 { try reply(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension Socket {
+    /// Sends `bytes` to `address` as one datagram with `MSG_DONTWAIT`: one `sendto(2)` (more only after
+    /// `EINTR`), never waiting, from any thread.
+    /// - Returns: false when the send buffer is full and the datagram was dropped (as the network may).
+    /// - Throws: `SocketError` when the system refuses the datagram (for example an unnamed Unix client).
+    func sendWithoutWaiting(_ bytes: UnsafeRawBufferPointer, to address: SocketAddress) throws -> Bool {
+        let descriptor = fileDescriptor
+        guard descriptor >= 0 else { throw SocketError(operation: "sendto", code: EBADF) }
+        while true {
+            let sent = address.withSockAddr { address, length in
+                sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length)
+            }
+            if sent >= 0 { return true }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return false }
+            throw SocketError(operation: "sendto", code: code)
+        }
     }
 }

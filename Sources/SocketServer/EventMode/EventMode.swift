@@ -27,6 +27,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     private enum Handling {
         case stream(@Sendable (EventHandlerContext) -> EventStreamHandler)
         case datagram(EventDatagramHandler)
+        /// A task per datagram on the loops, running an async handler (see `AsyncDatagramRequestHandler`).
+        case asyncDatagram(AsyncDatagramDispatcher)
     }
 
     /// The limits and sizes this mode was created with.
@@ -76,11 +78,18 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         self.configuration = configuration
     }
 
+    /// A mode whose datagrams are each answered by an async handler task on one of the loops.
+    init(configuration: Configuration, asyncDatagrams: AsyncDatagramDispatcher) {
+        self.handling = .asyncDatagram(asyncDatagrams)
+        self.configuration = configuration
+    }
+
     /// Starts the loop threads now instead of on the first connection (a loop needs two descriptors, which
-    /// may be scarce by then). Does nothing for a datagram mode or when they already run.
+    /// may be scarce by then). Does nothing for an (event-mode) datagram handler, which needs no loop, or
+    /// when they already run.
     /// - Throws: `SocketError` when a loop or its thread cannot be created.
     public func startLoops() throws {
-        guard case .stream = handling else { return }
+        if case .datagram = handling { return }
         _ = try runningWorkers()
     }
 
@@ -93,7 +102,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// False at `maxConnections` and while closing, so the server stops accepting.
     public var isAcceptingRequests: Bool {
         if isClosing.load(ordering: .relaxed) { return false }
-        guard let limit = configuration.maxConnections else { return true }
+        guard let limit = connectionLimit else { return true }
         return openConnections.load(ordering: .relaxed) < limit
     }
 
@@ -110,7 +119,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             let workers = try runningWorkers()
             let worker = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count]
             let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
-            if let limit = configuration.maxConnections, open >= limit { server.refreshAccepting() }
+            if let limit = connectionLimit, open >= limit { server.refreshAccepting() }
             // The task does not retain the server (see `UnretainedServer`).
             let unretained = UnretainedServer(server)
             let accepted = worker.loop.execute {
@@ -132,6 +141,20 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
                 )
             )
             server.shutdownRequest(request)
+        case (.datagram(let datagram), .asyncDatagram(let dispatcher)):
+            let workers = try runningWorkers()
+            let loop = workers[nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue % workers.count].loop
+            let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
+            if let limit = connectionLimit, open >= limit { server.refreshAccepting() }
+            let unretained = UnretainedServer(server)
+            let context = AsyncDatagramContext(datagram: datagram, clientAddress: clientAddress, server: unretained, loop: loop)
+            dispatcher.start(context) { [self] onLoop in
+                if onLoop {
+                    connectionClosed(server: unretained)
+                } else {
+                    openConnections.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                }
+            }
         default:
             throw SocketServerError.unexpectedRequest("EventMode was configured for the other kind of request")
         }
@@ -161,6 +184,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         if openConnections.load(ordering: .sequentiallyConsistent) > 0 {
             _ = semaphore.wait(timeout: .now() + configuration.shutdownTimeout.dispatchInterval)
         }
+        if case .asyncDatagram(let dispatcher) = handling { dispatcher.cancelAll() }
         for worker in current.workers {
             worker.loop.execute { worker.closeAll(EventModeError.shutdownDeadlineExpired) }
         }
@@ -169,15 +193,24 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         isClosing.store(false, ordering: .sequentiallyConsistent)
     }
 
-    /// Called by a worker, on its thread, when one of its connections has closed.
+    /// Called by a worker, on its thread, when one of its connections has closed (and when an async datagram
+    /// handler's task ended on its loop).
     func connectionClosed(server: UnretainedServer) {
         let remaining = openConnections.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue
         if remaining == 0 && isClosing.load(ordering: .sequentiallyConsistent) {
             _ = drained.withLock { $0?.signal() }
         }
-        if let limit = configuration.maxConnections, remaining == limit - 1 {
+        if let limit = connectionLimit, remaining == limit - 1 {
             server.with { $0.refreshAccepting() }
         }
+    }
+
+    /// The most connections (or async datagram handlers) open at once: `maxConnections`, which for async
+    /// datagram handlers defaults to `AsyncDatagramDispatcher.defaultMaxRunning`, since nothing else (no
+    /// descriptor) bounds how many a flood of datagrams would start.
+    private var connectionLimit: Int? {
+        if case .asyncDatagram = handling { return configuration.maxConnections ?? AsyncDatagramDispatcher.defaultMaxRunning }
+        return configuration.maxConnections
     }
 
     /// Whether this mode serves connections (`EventStreamHandler`) rather than datagrams.

@@ -37,6 +37,17 @@ open class EventStreamHandler {
     /// Output that had to be queued has now all been sent (the peer caught up). Does nothing here.
     open func outputDrained(on connection: EventConnection) throws {}
 
+    /// Queued output fell to `outputLowWatermark` without draining completely; for the async driver,
+    /// whose writers wait for it. Does nothing here.
+    func outputFellToLowWatermark(on connection: EventConnection) {}
+
+    /// Nothing happened on the connection for the mode's `idleTimeout`. Return false (the default) to
+    /// close it at once, dropping queued output, with `EventModeError.idleTimeout` given to
+    /// `connectionClosed`. Return true to keep it for now, for example after writing a last answer (an
+    /// HTTP 408) and calling `close()`, which then sends it before closing; if the connection stays idle,
+    /// this is called again after another `idleTimeout`.
+    open func idleTimeoutExpired(on connection: EventConnection) -> Bool { false }
+
     /// The server is closing: new connections are no longer accepted and this one will be closed when
     /// `shutdownTimeout` expires. Does nothing here, letting the client finish; override to close sooner,
     /// for example once the current request is answered.

@@ -38,7 +38,18 @@ final class StreamConnection: SocketEventTarget {
     @exclusivity(unchecked) private var events = SocketEvents()
     @exclusivity(unchecked) private var input = ByteQueue()
     @exclusivity(unchecked) private var output = ByteQueue()
+    /// File regions queued behind `output` (`sendFile`), each with the bytes written after it; empty (and
+    /// unallocated) unless the handler sends files.
+    @exclusivity(unchecked) private var files: [QueuedFile] = []
+    /// The bytes of file regions still to send, counted against the watermarks (not `maxBufferedOutput`:
+    /// they take no memory).
+    @exclusivity(unchecked) private var queuedFileBytes = 0
+    /// The bytes written behind queued file regions, in memory, counted against `maxBufferedOutput` too.
+    @exclusivity(unchecked) private var trailerBytes = 0
     @exclusivity(unchecked) private var failure: (any Error)?
+    /// Why an orderly close happened, when not at the handler's own initiative (an idle timeout the handler
+    /// answered): given to `connectionClosed`.
+    @exclusivity(unchecked) private var closeReason: (any Error)?
     @exclusivity(unchecked) private var isInCallback = false
     @exclusivity(unchecked) private var receivedEndOfInput = false
     @exclusivity(unchecked) private var isPausedByHandler = false
@@ -93,12 +104,24 @@ final class StreamConnection: SocketEventTarget {
     }
 
     override func socketTimedOut() {
-        inCallback { self.fail(EventModeError.idleTimeout) }
+        inCallback {
+            // A connection already closing (its farewell not taken by the peer) is dropped now.
+            if state == .open, let handler, handler.idleTimeoutExpired(on: EventConnection(self)) {
+                closeReason = EventModeError.idleTimeout
+                return
+            }
+            fail(EventModeError.idleTimeout)
+        }
     }
 
     // MARK: - Handler API (through EventConnection)
 
-    var bufferedOutputCount: Int { output.count + (isInCallback ? worker.stagedCount + worker.runCount : 0) }
+    var bufferedOutputCount: Int {
+        pendingOutputCount + (isInCallback ? worker.stagedCount + worker.runCount : 0)
+    }
+    /// Queued bytes and file regions, in order.
+    private var pendingOutputCount: Int { output.count + queuedFileBytes + trailerBytes }
+    private var hasPendingOutput: Bool { !output.isEmpty || !files.isEmpty }
     var bufferedInputCount: Int { input.count }
     var isWritable: Bool {
         state == .open && failure == nil && bufferedOutputCount < worker.configuration.outputHighWatermark
@@ -113,7 +136,7 @@ final class StreamConnection: SocketEventTarget {
         assertOnLoop()
         guard state == .open, failure == nil else { return false }
         guard let source = bytes.baseAddress, bytes.count > 0 else { return true }
-        if isInCallback && output.isEmpty {
+        if isInCallback && output.isEmpty && files.isEmpty {
             if worker.isInReceiveBuffer(bytes) {
                 if worker.runCount > 0, let run = worker.runStart, run + worker.runCount == source {
                     worker.runCount += bytes.count
@@ -171,7 +194,7 @@ final class StreamConnection: SocketEventTarget {
     private func sendOrQueue(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
         var sent = 0
-        if output.isEmpty {
+        if output.isEmpty && files.isEmpty {
             while sent < bytes.count {
                 let count = send(descriptor, base + sent, bytes.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
                 if count > 0 {
@@ -189,14 +212,49 @@ final class StreamConnection: SocketEventTarget {
         }
         let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
         let limit = worker.configuration.maxBufferedOutput
-        guard output.count + rest.count <= limit else {
+        guard output.count + trailerBytes + rest.count <= limit else {
             fail(EventModeError.outputLimitExceeded(limit: limit))
             return false
         }
-        guard output.append(rest) else {
+        if let last = files.last {
+            // Behind a queued file: these bytes leave once it is sent.
+            guard last.trailer.append(rest) else {
+                fail(EventModeError.outOfMemory)
+                return false
+            }
+            trailerBytes += rest.count
+        } else if !output.append(rest) {
             fail(EventModeError.outOfMemory)
             return false
         }
+        if !isInCallback { updateInterest() }
+        return true
+    }
+
+    /// Sends `region` with `sendfile(2)` after what was written before it: what the socket takes now goes
+    /// out at once, the rest is queued and sent as the peer reads (no memory beyond a small record), and
+    /// bytes written later wait behind it. False when the connection no longer takes writes.
+    func sendFile(_ region: FileRegion) -> Bool {
+        assertOnLoop()
+        guard state == .open, failure == nil else { return false }
+        guard !region.isEmpty else { return true }
+        if isInCallback {
+            flushPending()  // what was held back goes first
+            if failure != nil { return false }
+        }
+        var region = region
+        if output.isEmpty && files.isEmpty {
+            do {
+                // One call: it sends what the socket buffer takes; the rest waits for writability.
+                _ = try region.sendOnce(to: descriptor, timeoutIsSet: false)
+            } catch {
+                fail(error)
+                return false
+            }
+            if region.isEmpty { return true }
+        }
+        files.append(QueuedFile(region))
+        queuedFileBytes += region.count
         if !isInCallback { updateInterest() }
         return true
     }
@@ -258,9 +316,9 @@ final class StreamConnection: SocketEventTarget {
         guard state == .open, !receivedEndOfInput else { return }
         let buffer = worker.receiveBuffer
         var room = buffer.count
-        if !output.isEmpty {
+        if hasPendingOutput {
             // Do not read more than the output may still grow by before reaching the high watermark.
-            room = min(room, max(worker.configuration.outputHighWatermark - output.count, 1))
+            room = min(room, max(worker.configuration.outputHighWatermark - pendingOutputCount, 1))
         }
         let count = recv(descriptor, buffer.baseAddress, room, 0)
         if count > 0 {
@@ -309,19 +367,51 @@ final class StreamConnection: SocketEventTarget {
             needsRedelivery = false
             if state == .open && !isPausedByHandler { try redeliver() }
         }
-        guard !output.isEmpty, failure == nil else { return }
-        let pending = output.readableBytes
-        guard let base = pending.baseAddress else { return }
-        let count = send(descriptor, base, pending.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-        if count < 0 {
-            let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
-            fail(SocketError(operation: "send", code: code))
-            return
-        }
-        output.consume(count)
-        if output.isEmpty, state == .open, let handler {
+        guard hasPendingOutput, failure == nil else { return }
+        let low = worker.configuration.outputLowWatermark
+        let wasAboveLow = pendingOutputCount > low
+        let drained = sendQueuedOutput()
+        guard failure == nil, state == .open, let handler else { return }
+        if drained {
             try handler.outputDrained(on: EventConnection(self))
+        } else if wasAboveLow && pendingOutputCount <= low {
+            handler.outputFellToLowWatermark(on: EventConnection(self))
+        }
+    }
+
+    /// Sends queued bytes and file regions, in order, until the socket takes no more (one call each);
+    /// returns true once everything has been sent.
+    private func sendQueuedOutput() -> Bool {
+        while true {
+            if !output.isEmpty {
+                let pending = output.readableBytes
+                guard let base = pending.baseAddress else { return false }
+                let count = send(descriptor, base, pending.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                if count < 0 {
+                    let code = errno
+                    if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
+                        fail(SocketError(operation: "send", code: code))
+                    }
+                    return false
+                }
+                output.consume(count)
+                if !output.isEmpty { return false }
+            }
+            guard let first = files.first else { return true }
+            if !first.region.isEmpty {
+                do {
+                    guard let sent = try first.region.sendOnce(to: descriptor, timeoutIsSet: false) else { return false }
+                    queuedFileBytes -= sent
+                } catch {
+                    fail(error)
+                    return false
+                }
+                if !first.region.isEmpty { return false }
+            }
+            // The region is sent: the bytes written after it come next.
+            trailerBytes -= first.trailer.count
+            output.exchange(with: &first.trailer)
+            files.removeFirst()
         }
     }
 
@@ -351,7 +441,7 @@ final class StreamConnection: SocketEventTarget {
         }
         if state == .closing {
             input.release()
-            if output.isEmpty {
+            if !hasPendingOutput {
                 finalize(error: nil)
                 return
             }
@@ -365,13 +455,14 @@ final class StreamConnection: SocketEventTarget {
 
     private func updateInterest() {
         let configuration = worker.configuration
+        let queued = pendingOutputCount
         if isPausedByOutput {
-            if output.count <= configuration.outputLowWatermark { isPausedByOutput = false }
-        } else if output.count >= configuration.outputHighWatermark {
+            if queued <= configuration.outputLowWatermark { isPausedByOutput = false }
+        } else if queued >= configuration.outputHighWatermark {
             isPausedByOutput = true
         }
         let reading = state == .open && !receivedEndOfInput && !isPausedByHandler && !isPausedByOutput
-        events.update(reading: reading, writing: !output.isEmpty, timeout: worker.idleTimeout)
+        events.update(reading: reading, writing: hasPendingOutput, timeout: worker.idleTimeout)
     }
 
     /// Removes the events before the descriptor is closed, tells the handler, and hands the socket back
@@ -382,10 +473,23 @@ final class StreamConnection: SocketEventTarget {
         events.close()
         input.release()
         output.release()
+        files.removeAll()
+        queuedFileBytes = 0
+        trailerBytes = 0
         let handler = self.handler
         self.handler = nil
-        handler?.connectionClosed(EventConnection(self), error: error)
+        handler?.connectionClosed(EventConnection(self), error: error ?? closeReason)
         server.with { $0.shutdownRequest(.stream(socket)) }
         worker.remove(self)
+    }
+}
+
+/// A file region queued on a connection, and the bytes written after it (sent once it is).
+final class QueuedFile {
+    var region: FileRegion
+    var trailer = ByteQueue()
+
+    init(_ region: FileRegion) {
+        self.region = region
     }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// A handler's output (Python's `wfile`): every write is sent whole or throws.
 ///
 /// Three shapes, chosen by the handler: unbuffered over a connection (each `write` is a send-all, Python's
@@ -80,6 +82,49 @@ public final class RequestWriter {
         guard let socket, !pending.isEmpty else { return }
         defer { pending.removeAll(keepingCapacity: true) }
         try pending.withUnsafeBytes { try socket.sendAll($0) }
+    }
+
+    /// Sends `region` of a file with `sendfile(2)` (no copy through user space), after what is buffered.
+    ///
+    /// Blocks until the whole region is sent, one `sendfile` call per send buffer's worth; the connection's
+    /// send timeout applies to each call. An in-memory writer reads the region into its bytes instead.
+    /// Call it from the handler's thread, as every writer method.
+    /// - Throws: `SocketError` when the peer went away or the send timed out; `FileRegionError.fileShrank`
+    ///   when the file ended early (the peer got a short body: close the connection);
+    ///   `SocketServerError.writerClosed` after `close()`.
+    public func sendFile(_ region: FileRegion) throws {
+        guard !isClosed else { throw SocketServerError.writerClosed }
+        var region = region
+        guard let socket else {
+            try appendContents(of: &region)
+            return
+        }
+        try flush()
+        while !region.isEmpty {
+            let fd = socket.fileDescriptor
+            guard fd >= 0 else { throw SocketError(operation: "sendfile", code: EBADF) }
+            // A blocking socket never returns nil; a non-blocking one given to a blocking writer waits here.
+            if try region.sendOnce(to: fd, timeoutIsSet: socket.timeout != nil) == nil {
+                var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&entry, 1, -1)
+            }
+        }
+    }
+
+    /// Reads `region` into `pending` (an in-memory writer), with `pread`.
+    private func appendContents(of region: inout FileRegion) throws {
+        var offset = region.offset
+        var remaining = region.count
+        var chunk = [UInt8](repeating: 0, count: min(remaining, 64 * 1024))
+        while remaining > 0 {
+            let wanted = min(remaining, chunk.count)
+            let count = chunk.withUnsafeMutableBytes { pread(region.descriptor, $0.baseAddress, wanted, off_t(offset)) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw FileRegionError.fileShrank(missing: remaining) }
+            pending.append(contentsOf: chunk[..<count])
+            offset += count
+            remaining -= count
+        }
     }
 
     /// Stops further writes, dropping anything not flushed. The connection stays open.

@@ -54,16 +54,48 @@ open class StreamRequestHandler: BaseRequestHandler {
         super.init(request: request, clientAddress: clientAddress, server: server)
     }
 
-    /// Applies `timeout` and `disableNagleAlgorithm` to the connection.
+    /// Applies `timeout`, the server's `requestTimeout` (as the connection's `deadline`, from now) and
+    /// `disableNagleAlgorithm` to the connection.
     /// - Throws: `SocketServerError.unexpectedRequest` when the request is not a connection.
     open override func setup() throws {
         guard case .stream = request else {
             throw SocketServerError.unexpectedRequest("StreamRequestHandler needs a stream request")
         }
         if let timeout { connection.timeout = timeout }
+        if let limit = (server as? TCPServer)?.requestTimeout, !connection.isNonBlocking {
+            connection.deadline = .now + limit
+        }
         if disableNagleAlgorithm && connection.family.isIP {
             try connection.setOption(level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
         }
+    }
+
+    /// Hands the connection back to the server until the client sends its next request (keep-alive without
+    /// holding a thread, worker or child): call it between requests, then return from `handle()`.
+    ///
+    /// The connection waits on the server's own event loop (a descriptor and one libevent event, no
+    /// thread). When its next bytes arrive, the server gives it to the mode again as a new request, behind
+    /// the connections whose requests came earlier, and a **fresh handler** (a new instance, with its own
+    /// `setup()`, `rfile` and `wfile`) serves it; state kept in this instance does not carry over, socket
+    /// options set on the connection do. No byte within `idleTimeout`: the server ends the connection with
+    /// `shutdownRequest`; a client that closes meanwhile is closed without waking a handler. In forking mode
+    /// the parent parks its own copy once this child has exited (see `BaseServer`'s parking notes).
+    ///
+    /// Flushes `wfile` first. Costs a `loop.execute` (a lock and a wake-up of the serving loop) and, per
+    /// wake-up, one `recv(MSG_PEEK)`. Call it from `handle()`, on the handler's thread.
+    /// - Returns: true when the server took the connection: do not use `connection`, `rfile` or `wfile`
+    ///   again (the `shutdownRequest` ending this request finds it detached and leaves it open). False,
+    ///   with the connection untouched, when it cannot be parked: `rfile` holds bytes already received (the
+    ///   next request is here: serve it), the flush failed, the server is not in `serveForever` (or is
+    ///   shutting down), or the request is not a connection.
+    public func parkConnection(idleTimeout: Duration) -> Bool {
+        guard case .stream = request, !connection.isClosed, rfile.bufferedCount == 0 else { return false }
+        do {
+            try wfile.flush()
+        } catch {
+            return false
+        }
+        return server.parkConnection(connection, clientAddress: clientAddress, idleTimeout: idleTimeout)
     }
 
     /// Flushes `wfile`, ignoring a send error from a client that has gone, then closes both streams (the

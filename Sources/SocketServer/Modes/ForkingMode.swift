@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Glibc
 import Synchronization
 
@@ -6,9 +7,12 @@ import Synchronization
 /// For each request the serving thread `fork()`s. The child never returns to the parent's event loop: it
 /// closes its copy of the listening socket (a datagram server keeps it, since replies go out through it),
 /// runs `finishRequest` with blocking I/O, reports a thrown error through `handleError`, runs
-/// `shutdownRequest`, and leaves with `_exit` — status 0, or 1 after an error. The parent releases its copy
-/// of the connection with `closeRequest` (never a half-close, which would end the child's conversation)
-/// and goes back to the loop.
+/// `shutdownRequest`, and leaves with `_exit` — status 0, or 1 after an error. The parent goes back to the
+/// loop at once, keeping its copy of a connection until the child has exited, then releases it with
+/// `closeRequest` (never a half-close, which would end the child's conversation) — or, when the child's
+/// handler parked the connection (`StreamRequestHandler.parkConnection(idleTimeout:)`, reported through a
+/// pipe made for each child), parks it on the serving loop, so that the next request forks a new child.
+/// A child closes, right after `fork`, the other connections and pipes the parent holds.
 ///
 /// Children are reaped as soon as they exit, without a new request arriving: each is watched through a
 /// pidfd on the serving loop, and `serviceActions()`/`handleTimeout()` reap too (the reference's places,
@@ -18,8 +22,8 @@ import Synchronization
 /// At `maxChildren` live children the server disables its listener until one exits; `serveForever` never
 /// spins and never blocks there. (The reference only reaps down to `max_children` lazily.)
 ///
-/// Costs a `fork` per request (page tables copied, memory shared copy-on-write) and a pidfd per live
-/// child. The child is a copy of the process in which only the forking thread exists, holding every lock
+/// Costs a `fork` per request (page tables copied, memory shared copy-on-write) and, in the parent, a
+/// pidfd, a pipe end and the connection's descriptor per live child. The child is a copy of the process in which only the forking thread exists, holding every lock
 /// as it was at that instant: if another thread was inside the Swift runtime (instantiating generic
 /// metadata, for example) or held any other lock, the child can deadlock when it needs the same lock. So
 /// fork from a process whose other threads are idle — a forking server normally has only its serving
@@ -94,19 +98,44 @@ public final class ForkingMode: ConcurrencyMode {
             if loop != nil { state.retired.removeAll() }
         }
         waitForRoom()
+        // A connection's parent copy stays open until the child exits, so that a child whose handler parks
+        // the connection (`parkConnection`) can leave it to the parent; the pipe says whether it did.
+        var channel: [Int32] = [-1, -1]
+        if case .stream = request {
+            if CSocketServerShims_pipe2(&channel, O_CLOEXEC | O_NONBLOCK) != 0 { channel = [-1, -1] }
+        }
+        // What the child must not keep: the other clients' connections and channels the parent holds.
+        let inherited = state.withLock { $0.heldDescriptors } + (loop != nil ? server.parking.descriptors : [])
         // Unwritten stdio buffers would be inherited and written twice, once by each process.
         fflush(nil)
         let pid = fork()
-        if pid < 0 { throw SocketError(operation: "fork", code: errno) }
-        if pid == 0 { Self.runChild(request, clientAddress: clientAddress, server: server) }
+        if pid < 0 {
+            let code = errno
+            for end in channel where end >= 0 { _ = close(end) }
+            throw SocketError(operation: "fork", code: code)
+        }
+        if pid == 0 {
+            for descriptor in inherited where descriptor >= 0 { _ = close(descriptor) }
+            if channel[0] >= 0 { _ = close(channel[0]) }
+            server.parking.childChannel = channel[1]
+            Self.runChild(request, clientAddress: clientAddress, server: server)
+        }
+        if channel[1] >= 0 { _ = close(channel[1]) }
 
+        let keepsConnection = request.socket.map { !$0.isClosed } ?? false
         state.withLock { state in
             let watch = loop.flatMap { loop in
                 ChildExitWatch(pid: pid, loop: loop) { [weak self] in self?.childSignalledExit(pid) }
             }
-            state.children[pid] = watch.map { .watched($0) } ?? .unwatched
+            var child = Child(watch: watch)
+            if case .stream = request, keepsConnection {
+                child.connection = HeldConnection(request: request, clientAddress: clientAddress, channel: channel[0])
+            } else if channel[0] >= 0 {
+                _ = close(channel[0])
+            }
+            state.children[pid] = child
         }
-        server.closeRequest(request)
+        if !keepsConnection || request.socket?.type != .stream { server.closeRequest(request) }
         if !isAcceptingRequests { server.refreshAccepting() }
     }
 
@@ -133,14 +162,28 @@ public final class ForkingMode: ConcurrencyMode {
             var released = ReleasedWatches(watches: state.retired)
             state.retired.removeAll()
             for pid in Array(state.children.keys) {
-                if case .watched(let watch) = state.children.updateValue(.unwatched, forKey: pid) {
+                if let watch = state.children[pid]?.watch {
                     released.watches.append(watch)
+                    state.children[pid]?.watch = nil
                 }
             }
             return released
         }
         withExtendedLifetime(released) {}
         collectChildren(blocking: blockOnClose)
+        // Children still running (blockOnClose false) keep their connections; the parent lets its copies go.
+        let held = state.withLock { state -> [HeldConnection] in
+            var held: [HeldConnection] = []
+            for pid in Array(state.children.keys) {
+                if let connection = state.children[pid]?.connection { held.append(connection) }
+                state.children[pid]?.connection = nil
+            }
+            return held
+        }
+        for connection in held {
+            connection.closeChannel()
+            server.closeRequest(connection.request)
+        }
     }
 
     // MARK: - Internals
@@ -189,16 +232,30 @@ public final class ForkingMode: ConcurrencyMode {
     /// Drops a child from the books, reports how it ended, and re-enables accepting if that made room.
     private func forget(_ pid: pid_t, exit: ChildExit?) {
         let limit = maxChildren
-        let (removed, server) = state.withLock { state -> (Bool, BaseServer?) in
+        let (removed, wasFull, held, server) = state.withLock {
+            state -> (Bool, Bool, HeldConnection?, BaseServer?) in
             let wasFull = state.children.count >= limit
-            guard let entry = state.children.removeValue(forKey: pid) else { return (false, nil) }
+            guard let entry = state.children.removeValue(forKey: pid) else { return (false, false, nil, nil) }
             // Its event may be the one firing right now: free it later, outside its own callback.
-            if case .watched(let watch) = entry { state.retired.append(watch) }
-            return (true, wasFull ? state.server : nil)
+            if let watch = entry.watch { state.retired.append(watch) }
+            return (true, wasFull, entry.connection, state.server)
         }
         guard removed else { return }
+        if let held { release(held, server: server) }
         if let exit { onChildExit?(exit) }
-        server?.refreshAccepting()
+        if wasFull { server?.refreshAccepting() }
+    }
+
+    /// The child that served `held` has exited: park the parent's copy if the child parked it, else close it.
+    private func release(_ held: HeldConnection, server: BaseServer?) {
+        let timeout = held.readParkingMessage()
+        held.closeChannel()
+        guard let server else { return }
+        if let timeout, case .stream(let socket) = held.request {
+            server.parkHeldConnection(socket, clientAddress: held.clientAddress, idleTimeout: timeout)
+        } else {
+            server.closeRequest(held.request)
+        }
     }
 
     /// Blocks until fewer than `maxChildren` children are alive, waiting only for this server's own, and for
@@ -221,13 +278,42 @@ public final class ForkingMode: ConcurrencyMode {
         var watches: [ChildExitWatch]
     }
 
-    private enum Child {
-        case watched(ChildExitWatch)
-        case unwatched
+    /// A live child: its exit watch and the parent's copy of its connection.
+    private struct Child {
+        var watch: ChildExitWatch?
+        var connection: HeldConnection?
+    }
+
+    /// The parent's copy of a child's connection, and the read end of the pipe the child parks through.
+    private struct HeldConnection {
+        let request: Request
+        let clientAddress: SocketAddress
+        let channel: Int32
+
+        /// The idle timeout a child that parked its connection wrote (it has exited), or nil.
+        func readParkingMessage() -> Duration? {
+            guard channel >= 0 else { return nil }
+            var bytes = [UInt8](repeating: 0, count: ParkingMessage.size)
+            let count = bytes.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
+            guard count == ParkingMessage.size else { return nil }
+            return ParkingMessage.decode(bytes)
+        }
+
+        func closeChannel() {
+            if channel >= 0 { _ = close(channel) }
+        }
     }
 
     private struct State {
         var children: [pid_t: Child] = [:]
+
+        /// The connection copies and channels held for live children, which a new child must close.
+        var heldDescriptors: [Int32] {
+            children.values.flatMap { child -> [Int32] in
+                guard let held = child.connection else { return [] }
+                return [held.request.socket?.fileDescriptor ?? -1, held.channel]
+            }
+        }
         /// Watches of reaped children, freed on the loop's thread outside their own callbacks.
         var retired: [ChildExitWatch] = []
         /// The server this mode runs for, to re-enable accepting after a reap.

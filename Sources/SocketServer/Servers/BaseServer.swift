@@ -53,6 +53,8 @@ open class BaseServer: @unchecked Sendable {
     private let lifecycle = SanitizedMutex(Lifecycle())
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
+    /// Connections handed back between requests (`parkConnection`); see `BaseServer+Parking.swift`.
+    let parking = ParkedConnections()
     private var isBackingOff = false
     // Set from the first failed accept of an exhaustion episode until an accept succeeds: one warning each.
     private var isInBackoffEpisode = false
@@ -132,8 +134,10 @@ open class BaseServer: @unchecked Sendable {
                 loop.exit()
                 return
             }
-            // A mode that reached its capacity stops the listener now, even if it did not ask.
-            if !self.mode.isAcceptingRequests { self.applyAccepting() }
+            // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
+            // parked connections get the next free slot.
+            self.parking.dispatchedSinceAccept = 0
+            if !self.mode.isAcceptingRequests || self.parking.hasResumed { self.applyAccepting() }
             self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
@@ -149,6 +153,7 @@ open class BaseServer: @unchecked Sendable {
         readiness.remove()
         readinessEvent = nil
         backoffTimer = nil
+        closeParkedConnections()
         endServing()
         if let failure { throw failure }
     }
@@ -465,10 +470,32 @@ open class BaseServer: @unchecked Sendable {
 
     private var backoffTimer: LoopEvent?
 
-    private var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+    var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+
+    /// The loop `serveForever` runs, while it runs and no shutdown or close was asked for; from any thread.
+    var loopTakingParkedConnections: EventLoop? {
+        lifecycle.withLock { state in
+            guard state.servingThread != nil, !state.shutdownRequested, !state.closeRequested else { return nil }
+            return state.loop
+        }
+    }
+
+    /// Whether the calling thread is the one in `serveForever` (not `handleRequest`).
+    var isServingForeverOnThisThread: Bool {
+        lifecycle.withLock { state in
+            guard let thread = state.servingThread else { return false }
+            return pthread_equal(thread, pthread_self()) != 0
+        }
+    }
+
+    /// Re-reads whether the mode accepts, enabling or disabling the listener; on the serving loop only.
+    func applyAcceptingOnLoop() {
+        applyAccepting()
+    }
 
     private func applyAccepting() {
         guard let readinessEvent else { return }
+        dispatchResumedConnections()
         if mode.isAcceptingRequests && !isBackingOff {
             if !readinessEvent.isPending { readinessEvent.add() }
         } else {

@@ -20,6 +20,18 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// How long `handleRequest()` waits before calling `handleTimeout()` (Python's `timeout`); nil, the
     /// default, waits for ever. Must be positive.
     public var timeout: Duration?
+    /// A bound on each request's whole duration in the blocking modes (synchronous, threading, forking,
+    /// pool), counted from the moment its handler starts (`StreamRequestHandler.setup()`): past it every
+    /// receive and send of the connection fails (a `SocketError` with `isTimeout`, "recv past the request
+    /// deadline"), the error goes to `handleError` (logged at `.info`, as the client's doing) and the
+    /// connection closes. It bounds what a slow client (a slowloris sending a byte just within every read
+    /// timeout) can cost: the serving thread (synchronous), a thread, a child or a pool worker for at most
+    /// this long, so a request queued in a pool waits at most about
+    /// `(queueCapacity + workers) / workers` times this long (see `Socket.deadline`). Time spent computing
+    /// between reads is not interrupted, only the next receive or send fails. nil, the default, sets no
+    /// bound. Must be positive. Stream servers only; event and async modes refuse it (they use
+    /// `idleTimeout` and a handler's `timeout`, and a slow client costs them only its buffers).
+    public var requestTimeout: Duration?
     /// The largest datagram a datagram server hands to a handler, 1 ... 16 MiB; longer ones are cut to
     /// exactly this size (Python's `max_packet_size`). Default 8192. Stream servers ignore it.
     public var maxPacketSize: Int
@@ -34,7 +46,8 @@ public struct ServerConfiguration: Sendable, Hashable {
         requestQueueSize: Int = Int(SOMAXCONN),
         dualStack: Bool = false,
         timeout: Duration? = nil,
-        maxPacketSize: Int = 8192
+        maxPacketSize: Int = 8192,
+        requestTimeout: Duration? = nil
     ) {
         self.allowReuseAddress = allowReuseAddress
         self.allowReusePort = allowReusePort
@@ -42,6 +55,7 @@ public struct ServerConfiguration: Sendable, Hashable {
         self.dualStack = dualStack
         self.timeout = timeout
         self.maxPacketSize = maxPacketSize
+        self.requestTimeout = requestTimeout
     }
 
     /// Checks every value; called by the server initialisers.
@@ -52,6 +66,9 @@ public struct ServerConfiguration: Sendable, Hashable {
         }
         if let timeout, timeout <= .zero {
             throw SocketServerError.invalidConfiguration("timeout \(timeout) is not positive")
+        }
+        if let requestTimeout, requestTimeout <= .zero {
+            throw SocketServerError.invalidConfiguration("requestTimeout \(requestTimeout) is not positive")
         }
         guard (1...Self.maxPacketSizeLimit).contains(maxPacketSize) else {
             throw SocketServerError.invalidConfiguration(

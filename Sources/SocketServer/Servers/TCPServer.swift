@@ -28,6 +28,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// For an IPv6 address, accept IPv4 clients too (`IPV6_V6ONLY` off). Default false: IPv6 only, whatever the
     /// system default. Not in Python, which leaves the system default.
     open var dualStack = false
+    /// The bound on each request's duration in the blocking modes, from the moment its handler starts
+    /// (`ServerConfiguration`'s `requestTimeout`; `StreamRequestHandler.setup()` sets it as the connection's
+    /// `deadline`); nil, the default, sets none. Not in Python. Set it before serving.
+    open var requestTimeout: Duration?
 
     /// Creates the socket for `serverAddress` and, by default, binds and listens.
     ///
@@ -82,6 +86,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     ) throws {
         try configuration.validate()
         try (mode as? EventMode)?.configuration.validate()
+        if configuration.requestTimeout != nil, mode is EventMode {
+            throw SocketServerError.invalidConfiguration(
+                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
+        }
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
@@ -150,7 +158,8 @@ open class TCPServer: BaseServer, @unchecked Sendable {
                 requestQueueSize: requestQueueSize,
                 dualStack: dualStack,
                 timeout: timeout,
-                maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize
+                maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize,
+                requestTimeout: requestTimeout
             )
         }
         set {
@@ -160,6 +169,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             dualStack = newValue.dualStack
             timeout = newValue.timeout
             (self as? UDPServer)?.maxPacketSize = newValue.maxPacketSize
+            requestTimeout = newValue.requestTimeout
         }
     }
 

@@ -15,6 +15,9 @@ public final class Socket: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
     private let nonBlockingFlag: Atomic<Bool>
     private let timeoutStorage = SanitizedMutex<Duration?>(nil)
+    private let deadlineStorage = SanitizedMutex<ContinuousClock.Instant?>(nil)
+    /// Whether `deadline` is set: the one load a receive or send pays when it is not.
+    private let hasDeadline = Atomic(false)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
@@ -181,6 +184,7 @@ public final class Socket: @unchecked Sendable {
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let fd = try openDescriptor("recv")
         while true {
+            try applyDeadline("recv", descriptor: fd, receiving: true)
             let count = recv(fd, buffer.baseAddress, buffer.count, 0)
             if count >= 0 { return count }
             try failIO("recv")
@@ -198,6 +202,7 @@ public final class Socket: @unchecked Sendable {
     public func send(_ bytes: UnsafeRawBufferPointer) throws -> Int {
         let fd = try openDescriptor("send")
         while true {
+            try applyDeadline("send", descriptor: fd, receiving: false)
             let count = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
             if count >= 0 { return count }
             try failIO("send")
@@ -307,8 +312,51 @@ public final class Socket: @unchecked Sendable {
             }
             let fd = fileDescriptor
             guard fd >= 0 else { return }
-            _ = CSocketServerShims_set_socket_timeouts(fd, seconds, microseconds)
+            _ = CSocketServerShims_set_socket_timeout(fd, SO_RCVTIMEO, seconds, microseconds)
+            _ = CSocketServerShims_set_socket_timeout(fd, SO_SNDTIMEO, seconds, microseconds)
         }
+    }
+
+    /// A point in time after which every blocking `receive` and `send` of this stream socket fails with a
+    /// `SocketError` whose `isTimeout` is true (operation `"recv past the request deadline"` or `"send past
+    /// the request deadline"`), however the peer paces its bytes; nil, the default, sets no bound.
+    ///
+    /// What `ServerConfiguration.requestTimeout` sets on each accepted connection of a blocking mode. Unlike
+    /// `timeout`, which limits each call, it bounds them all together: a client that sends one byte just
+    /// within every `timeout` is still cut off at the deadline. Each receive and send then costs one more
+    /// `setsockopt` (the kernel's per-call timeout is set to what remains, or to `timeout` if that is
+    /// shorter). A handler serving several requests on one connection may move it forward between them.
+    /// Any thread; no effect on a non-blocking socket.
+    public var deadline: ContinuousClock.Instant? {
+        get { deadlineStorage.withLock { $0 } }
+        set {
+            deadlineStorage.withLock { $0 = newValue }
+            hasDeadline.store(newValue != nil, ordering: .releasing)
+            if newValue == nil, hasTimeoutBeenAdjusted {
+                let kept = timeout
+                timeout = kept  // puts back the per-call limits the deadline changed
+            }
+        }
+    }
+
+    /// Whether a deadline has changed the kernel's per-call timeouts (they need restoring when it goes).
+    private var hasTimeoutBeenAdjusted: Bool { deadlineAdjusted.load(ordering: .relaxed) }
+    private let deadlineAdjusted = Atomic(false)
+
+    /// Before a blocking receive or send: throws when the deadline has passed, else limits the call to what
+    /// remains of it (or to `timeout` when that is shorter).
+    private func applyDeadline(_ operation: String, descriptor: Int32, receiving: Bool) throws {
+        guard hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline else { return }
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        guard remaining > .zero else { throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT) }
+        let limit = timeout.map { min($0, remaining) } ?? remaining
+        let (wholeSeconds, attoseconds) = limit.components
+        let seconds = max(wholeSeconds, 0)
+        var microseconds = attoseconds / 1_000_000_000_000
+        if seconds == 0 && microseconds <= 0 { microseconds = 1 }  // 0 would mean no limit
+        deadlineAdjusted.store(true, ordering: .relaxed)
+        _ = CSocketServerShims_set_socket_timeout(
+            descriptor, receiving ? SO_RCVTIMEO : SO_SNDTIMEO, seconds, microseconds)
     }
 
     /// Sets an integer socket option (`setsockopt`).
@@ -356,8 +404,13 @@ public final class Socket: @unchecked Sendable {
     private func failIO(_ operation: String) throws {
         let code = errno
         if code == EINTR { return }
-        if (code == EAGAIN || code == EWOULDBLOCK), timeout != nil {
-            throw SocketError(operation: operation, code: ETIMEDOUT)
+        if code == EAGAIN || code == EWOULDBLOCK {
+            if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline, ContinuousClock.now >= deadline {
+                throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT)
+            }
+            if timeout != nil || (hasDeadline.load(ordering: .acquiring) && !isNonBlocking) {
+                throw SocketError(operation: operation, code: ETIMEDOUT)
+            }
         }
         throw SocketError(operation: operation, code: code)
     }

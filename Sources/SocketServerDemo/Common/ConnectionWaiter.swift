@@ -1,3 +1,4 @@
+import CSocketServerShims
 import Glibc
 import SocketServer
 
@@ -20,10 +21,9 @@ struct ConnectionWaiter {
     /// Applies the send timeout and the receive tick to `connection`.
     static func prepare(_ connection: Socket, sendTimeout: Duration) {
         connection.timeout = sendTimeout
-        let microseconds = Int(tick.components.seconds) * 1_000_000 + Int(tick.components.attoseconds / 1_000_000_000_000)
-        var interval = timeval(tv_sec: microseconds / 1_000_000, tv_usec: microseconds % 1_000_000)
-        _ = setsockopt(
-            connection.fileDescriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
+        let (seconds, attoseconds) = tick.components
+        _ = CSocketServerShims_set_socket_timeout(
+            connection.fileDescriptor, SO_RCVTIMEO, seconds, attoseconds / 1_000_000_000_000)
     }
 
     /// The handler's buffered input, consulted to tell a quiet client from one in the middle of a message.

@@ -39,23 +39,24 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     /// Whether `--loops N` applies.
     var takesLoops: Bool { self == .event || self == .async }
 
-    /// Whether an HTTP connection may stay open between requests. Not in `sync` mode, where an idle
-    /// kept-alive connection would hold the only serving thread and starve every other client. (In `pool`
-    /// and `forking` an idle connection holds a worker or a child slot, which the short keep-alive timeout
-    /// bounds.)
-    var allowsKeepAlive: Bool { self != .sync }
+    /// Whether an HTTP connection may stay open between requests: in every mode. The blocking modes park an
+    /// idle kept-alive connection on the server's loop (`StreamRequestHandler.parkConnection`), so it holds
+    /// no thread, worker or child, and in `sync` mode no longer blocks every other client.
+    var allowsKeepAlive: Bool { true }
 
     /// A new mode object for one server (mode objects hold per-server state).
     ///
     /// - Parameters:
     ///   - event: the service's non-blocking handling, required by `event` and ignored otherwise.
-    ///   - async: the service's async/await handling, required by `async` and ignored otherwise.
+    ///   - async: the stream service's async/await handling, for `async`; ignored otherwise.
+    ///   - asyncDatagram: the datagram service's async handler factory, for `async`; ignored otherwise.
     /// - Throws: `ValidationError` for `event` or `async` when the service has no handler for that mode.
     func makeConcurrencyMode(
         workers: Int?,
         loops: Int?,
         event: EventHandling?,
-        async asyncHandling: AsyncHandling? = nil
+        async asyncHandling: AsyncHandling? = nil,
+        asyncDatagram: (@Sendable (AsyncDatagramContext) throws -> AsyncDatagramRequestHandler)? = nil
     ) throws -> any ConcurrencyMode {
         switch self {
         case .sync: return SynchronousMode()
@@ -73,6 +74,11 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
                 throw ValidationError("this service has no event-mode handler; use another --mode.")
             }
         case .async:
+            if let asyncDatagram {
+                var configuration = EventMode.Configuration()
+                if let loops { configuration.loops = loops }
+                return EventMode(configuration: configuration, makeAsyncDatagramHandler: asyncDatagram)
+            }
             guard var handling = asyncHandling else {
                 throw ValidationError("this service has no async handler; use another --mode.")
             }

@@ -19,13 +19,6 @@ struct UDPEchoCommand: ParsableCommand {
 
     @OptionGroup var delay: ReplyDelayOption
 
-    func validate() throws {
-        if options.mode == .async {
-            throw ValidationError(
-                "udp-echo has no --mode async: the library has no async datagram handler yet; use --mode event.")
-        }
-    }
-
     func run() throws {
         ShutdownSignals.block()
         let context = try options.makeContext(
@@ -33,7 +26,8 @@ struct UDPEchoCommand: ParsableCommand {
         let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
-            event: .datagram { EventUDPEchoHandler(dependencies: context) }, async: nil)
+            event: .datagram { EventUDPEchoHandler(dependencies: context) },
+            asyncDatagram: { datagram in AsyncUDPEchoHandler(datagram, dependencies: context) })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in UDPEchoHandler(request, dependencies: context) }
         let server: BaseServer =

@@ -6,19 +6,19 @@ import SocketServer
 ///
 /// Each request head is read line by line with the parser's limits applied while it arrives (414 for a
 /// request line over 8 KiB, 431 for a header line over 8 KiB, more than 64 KiB or 100 fields of headers),
-/// then parsed by `HTTPRequestParser`; bodies of up to 64 KiB are skipped, longer ones end keep-alive. A file
-/// is sent in 64 KiB chunks with `wfile.write`, which suspends while the peer is slow, so a slow reader holds
-/// at most the mode's output watermark in memory; pipelined requests wait in the input buffer meanwhile.
-/// The mode's idle timeout (`--timeout`) drops silent clients (without a 408: the async reader has no
-/// per-read timeout, and the connection is closed when the idle timeout fires). On shutdown a connection
-/// closes after its current response; one idle at that moment is closed by the mode's shutdown deadline.
-/// Files are read on the loop thread (from the page cache, as in `--mode event`).
+/// then parsed by `HTTPRequestParser`; a malformed request line gets 400 as soon as it is complete; bodies
+/// of up to 64 KiB are skipped, longer ones end keep-alive. A file is sent with `wfile.sendFile`
+/// (`sendfile(2)`, no copy through user space), which suspends while the peer is slow; pipelined requests
+/// wait in the input buffer meanwhile. The mode's idle timeout (`--timeout`) answers a client that stopped
+/// in the middle of a head with 408 (the read throws `EventModeError.idleTimeout` with the connection still
+/// open) and closes a silent one. On shutdown a connection closes after its current response; one idle at
+/// that moment is closed by the mode's shutdown deadline.
 /// The service context comes in as `dependencies`.
 final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext> {
     private let parser = HTTPRequestParser()
 
-    /// The file shrank while it was being sent: the connection is closed so the client sees a short body.
-    private struct FileShrank: Error {}
+    /// The idle timeout fired in the middle of a request head.
+    private struct RequestHeadTimeout: Error {}
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
@@ -41,6 +41,12 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
                     log(context, "-", status: status, bytes: 0)
                     try await send(.page(status, detail: error.detail), keepAlive: false, includeBody: true)
                     return
+                } catch is RequestHeadTimeout {
+                    log(context, "-", status: .requestTimeout, bytes: 0)
+                    try await send(
+                        .page(.requestTimeout, detail: "The request did not arrive in time."), keepAlive: false,
+                        includeBody: true)
+                    return
                 }
                 guard try await serve(request, context: context, settings: settings) else { return }
                 // As in event mode: on shutdown, close after the current response.
@@ -52,7 +58,7 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
             context.logger.debug("connection closed", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
         } catch is AsyncConnectionClosed {
         } catch is CancellationError {
-        } catch is FileShrank {
+        } catch is FileRegionError {
             context.logger.debug("file shrank while being sent", metadata: ["client": "\(clientAddress)"])
         }
     }
@@ -71,6 +77,10 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
             do {
                 line = try await rfile.readLine(
                     maxLength: sawRequestLine ? parser.maxHeaderLineLength : parser.maxRequestLineLength)
+            } catch EventModeError.idleTimeout {
+                // Idle for --timeout: in the middle of a head, 408; between requests, a quiet close.
+                if sawRequestLine || leadingEmptyLines > 0 || rfile.bufferedCount > 0 { throw RequestHeadTimeout() }
+                throw EventModeError.idleTimeout
             } catch SocketServerError.lineTooLong {
                 throw sawRequestLine
                     ? HTTPParseError.headerFieldsTooLarge(
@@ -92,6 +102,11 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
                     continue
                 }
                 sawRequestLine = true
+                // A malformed request line is answered at once, without waiting for the header fields.
+                var requestLine = line
+                requestLine.removeLast()
+                if requestLine.last == UInt8(ascii: "\r") { requestLine.removeLast() }
+                _ = try HTTPRequestParser.parseRequestLine(requestLine)
                 continue
             }
             if isEmptyLine { break }
@@ -146,38 +161,12 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
             output += body
             try await wfile.write(output)
             return body.count
-        case .file(let file):
-            return try await sendFile(file, after: output)
+        case .file(let file, let offset, let length):
+            try await wfile.write(output)
+            // sendfile(2), resumed as the peer reads; a file that shrank meanwhile fails the connection.
+            try await wfile.sendFile(file.region(offset: offset, count: length))
+            return length
         }
-    }
-
-    /// Sends `file` in 64 KiB chunks (the head goes with the first); each write waits while the peer is
-    /// slow. A file that ends early (truncated while being sent) closes the connection.
-    private func sendFile(_ file: StaticFile, after head: [UInt8]) async throws -> Int {
-        let chunkSize = 64 * 1024
-        var chunk = [UInt8](repeating: 0, count: chunkSize)
-        var pending = head
-        var sent = 0
-        while sent < file.size {
-            let wanted = min(chunkSize, file.size - sent)
-            let count = chunk.withUnsafeMutableBytes {
-                file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
-            }
-            guard count > 0 else {
-                try await wfile.write(pending)
-                throw FileShrank()
-            }
-            if pending.isEmpty && count == chunkSize {
-                try await wfile.write(chunk)
-            } else {
-                pending += chunk[..<count]
-                try await wfile.write(pending)
-                pending.removeAll(keepingCapacity: true)
-            }
-            sent += count
-        }
-        if !pending.isEmpty { try await wfile.write(pending) }
-        return sent
     }
 
     private func log(_ context: ServiceContext, _ requestLine: String, status: HTTPStatus, bytes: Int) {

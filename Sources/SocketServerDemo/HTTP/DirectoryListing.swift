@@ -7,9 +7,9 @@ import Glibc
 /// no file name can inject markup. Costs two `stat` calls per entry and the whole page in memory.
 enum DirectoryListing {
     /// The page for the directory at canonical `path`, titled with the decoded `urlPath`; nil when the
-    /// directory cannot be read.
-    static func render(directory path: [UInt8], urlPath: [UInt8]) -> [UInt8]? {
-        guard let names = entryNames(path) else { return nil }
+    /// directory cannot be read, with `opendir`'s `errno` in `failure`.
+    static func render(directory path: [UInt8], urlPath: [UInt8], failure: inout Int32) -> [UInt8]? {
+        guard let names = entryNames(path, failure: &failure) else { return nil }
         let title = HTMLEscaping.escape("Directory listing for " + String(decoding: urlPath, as: UTF8.self))
         var page = """
             <!DOCTYPE html>
@@ -40,8 +40,17 @@ enum DirectoryListing {
     }
 
     /// The names in a directory except `.` and `..`, sorted case-insensitively (ASCII), then bytewise.
-    private static func entryNames(_ path: [UInt8]) -> [[UInt8]]? {
-        guard let directory = FileSystemPath.withCString(path, { opendir($0) }) else { return nil }
+    private static func entryNames(_ path: [UInt8], failure: inout Int32) -> [[UInt8]]? {
+        var code: Int32 = 0
+        let opened = FileSystemPath.withCString(path) { cPath -> OpaquePointer? in
+            let directory = opendir(cPath)
+            if directory == nil { code = errno }
+            return directory
+        }
+        guard let directory = opened else {
+            failure = code
+            return nil
+        }
         defer { closedir(directory) }
         var names: [[UInt8]] = []
         while let entry = readdir(directory) {

@@ -4,27 +4,21 @@ import SocketServer
 /// The static file service for `--mode event`: a non-blocking handler per connection on the mode's loops.
 ///
 /// A request is handled once its whole head has arrived (`HTTPHeadScanner` enforces the 414/431 limits while
-/// it waits); bodies of up to 64 KiB are skipped, longer ones end keep-alive. A file is sent in 64 KiB
-/// chunks while the connection takes them and resumed from `outputDrained`, so a slow reader holds at most
-/// the mode's output watermark in memory; reading pauses meanwhile, so pipelined requests wait their turn.
-/// The mode's idle timeout (`--timeout`) drops silent clients; on shutdown a connection closes after its
-/// current response. Files are read on the loop thread (from the page cache, as servers without
-/// asynchronous disk I/O do).
+/// it waits, and answers a malformed request line with 400 at once); bodies of up to 64 KiB are skipped,
+/// longer ones end keep-alive. A file is sent with `EventConnection.sendFile` (`sendfile(2)`, no copy
+/// through user space); its unsent bytes count against the output watermark, so reading pauses until it
+/// has gone and pipelined requests wait their turn. The mode's idle timeout (`--timeout`) answers a client
+/// that stopped in the middle of a head with 408 and closes a silent one quietly; on shutdown a
+/// connection closes after its current response.
 /// The service context comes in as `dependencies`.
 final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     private var context: ServiceContext?
     private var settings: HTTPSettings?
     private let parser = HTTPRequestParser()
     private var bodyBytesToSkip = 0
-    private var upload: FileUpload?
+    /// A response (a file) is still on its way: whether to keep the connection open once it has gone.
+    private var awaitingDrain: Bool?
     private var shuttingDown = false
-
-    /// A file being sent, and what to do after it.
-    private struct FileUpload {
-        let file: StaticFile
-        var remaining: Int
-        let keepAlive: Bool
-    }
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
@@ -49,7 +43,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
                 bodyBytesToSkip -= skipped
                 if bodyBytesToSkip > 0 { return }
             }
-            if upload != nil {
+            if awaitingDrain != nil {
                 connection.pauseReading()
                 return
             }
@@ -57,7 +51,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
             case .incomplete:
                 if shuttingDown && input.isEmpty { connection.close() }
                 return
-            case .tooLarge(let error):
+            case .rejected(let error):
                 fail(error, on: connection, context: context)
                 return
             case .complete(let length):
@@ -76,17 +70,27 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     }
 
     override func outputDrained(on connection: EventConnection) throws {
-        guard let context else { return }
-        continueUpload(on: connection, context: context)
+        guard let keepAlive = awaitingDrain else { return }
+        awaitingDrain = nil
+        finishResponse(on: connection, keepAlive: keepAlive)
+    }
+
+    /// Idle for `--timeout`: a client in the middle of a head gets 408; a silent one is closed quietly.
+    override func idleTimeoutExpired(on connection: EventConnection) -> Bool {
+        guard let context, awaitingDrain == nil, bodyBytesToSkip == 0, connection.bufferedInputCount > 0 else {
+            return false
+        }
+        fail(.requestTimeout, detail: "The request did not arrive in time.", on: connection, context: context)
+        return true
     }
 
     override func serverShuttingDown(_ connection: EventConnection) {
         shuttingDown = true
-        if upload == nil && connection.bufferedInputCount == 0 { connection.close() }
+        if awaitingDrain == nil && connection.bufferedInputCount == 0 { connection.close() }
     }
 
     override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
-        upload = nil
+        awaitingDrain = nil
         if let error {
             context?.logger.debug(
                 "connection closed", metadata: ["client": "\(connection.clientAddress)", "error": "\(error)"])
@@ -117,13 +121,14 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
         let includeBody = request.method != "HEAD"
         var output = response.head.serialized(keepAlive: keepAlive)
         var bodyBytes = 0
+        var file: FileRegion?
         switch response.body {
         case .bytes(let body) where includeBody:
             output += body
             bodyBytes = body.count
-        case .file(let file) where includeBody:
-            upload = FileUpload(file: file, remaining: file.size, keepAlive: keepAlive)
-            bodyBytes = file.size
+        case .file(let opened, let offset, let length) where includeBody:
+            file = opened.region(offset: offset, count: length)
+            bodyBytes = length
         default:
             break
         }
@@ -131,34 +136,20 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
             "\"\(request.requestLine)\" \(response.head.status.code) \(bodyBytes)",
             metadata: ["client": "\(connection.clientAddress)"])
         _ = connection.write(output)
-        if upload != nil {
-            continueUpload(on: connection, context: context)
-        } else if !keepAlive {
-            connection.close()
+        if let file { _ = connection.sendFile(file) }
+        // After `sendFile` nothing is held back in the callback, so what is buffered is really queued.
+        if file != nil && connection.bufferedOutputCount > 0 && !connection.isClosed {
+            // The file is still on its way: read the next request once it has gone.
+            awaitingDrain = keepAlive
+            connection.pauseReading()
+        } else {
+            finishResponse(on: connection, keepAlive: keepAlive)
         }
     }
 
-    /// Sends file chunks while the connection takes them; ends the response when the file is sent.
-    private func continueUpload(on connection: EventConnection, context: ServiceContext) {
-        guard var current = upload else { return }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while current.remaining > 0 && connection.isWritable {
-            let wanted = min(chunk.count, current.remaining)
-            let count = chunk.withUnsafeMutableBytes {
-                current.file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
-            }
-            guard count > 0 else {
-                // The file shrank while being sent: the client must not take a short body for a whole one.
-                upload = nil
-                connection.close()
-                return
-            }
-            _ = chunk.withUnsafeBytes { connection.write(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-            current.remaining -= count
-        }
-        upload = current.remaining > 0 ? current : nil
-        guard upload == nil else { return }
-        if current.keepAlive && !shuttingDown {
+    /// The response has gone: read the next request, or close.
+    private func finishResponse(on connection: EventConnection, keepAlive: Bool) {
+        if keepAlive && !shuttingDown {
             connection.resumeReading()
         } else {
             connection.close()
@@ -171,7 +162,12 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
             connection.close()
             return
         }
-        let response = StaticResponse.page(status, detail: error.detail)
+        fail(status, detail: error.detail, on: connection, context: context)
+    }
+
+    /// Answers with an error page, then closes.
+    private func fail(_ status: HTTPStatus, detail: String, on connection: EventConnection, context: ServiceContext) {
+        let response = StaticResponse.page(status, detail: detail)
         context.logger.info(
             "\"-\" \(status.code) 0", metadata: ["client": "\(connection.clientAddress)"])
         var output = response.head.serialized(keepAlive: false)

@@ -2,10 +2,12 @@ import Glibc
 import Logging
 import SocketServer
 
-/// Serves HTTP requests on one connection until it closes, goes idle, or keep-alive ends.
+/// Serves HTTP requests on one connection (the blocking modes: sync, threading, forking, pool).
 ///
 /// Each request head must arrive within the service's timeout (so a slow or silent client costs only its own
-/// connection), and a kept-alive connection is closed once that long passes without a new request. After an
+/// connection). Between keep-alive requests, with nothing of the next one received, the handler parks the
+/// connection (`parkConnection`): it waits on the server's loop for up to the keep-alive timeout, holding no
+/// thread, worker or child, and a fresh handler serves its next request. Files are sent with `sendfile(2)`. After an
 /// error response, or whenever the connection closes with input possibly unread, the handler half-closes
 /// and drains briefly before closing, so the client reads the response instead of a reset.
 /// The service context comes in as `dependencies`.
@@ -65,6 +67,13 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
                 guard try serve(request, context: context, settings: settings, waiter: waiter, deadline: deadline)
                 else { return }
                 served += 1
+                // Between requests with nothing of the next one here: give the connection back to the server
+                // (no thread, worker or child waits on it), and a fresh handler serves the next request.
+                if rfile.bufferedCount == 0 {
+                    if parkConnection(idleTimeout: settings.keepAliveTimeout) { return }
+                    // The only serving thread must not wait on one client.
+                    if server.mode is SynchronousMode { return }
+                }
             }
         } catch let error as SocketError where error.isDisconnect || error.isTimeout {
             context.logger.debug("connection lost", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
@@ -106,10 +115,8 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
         return keepAlive
     }
 
-    /// Sends the head and, unless `includeBody` is false, the body; returns the body bytes sent.
-    ///
-    /// If a file ends early (truncated while being sent), the connection is closed so the client sees a
-    /// short body rather than a wrong one.
+    /// Sends the head and, unless `includeBody` is false, the body (a file with `sendfile(2)`); returns the
+    /// body bytes sent.
     @discardableResult
     private func send(_ response: StaticResponse, keepAlive: Bool, includeBody: Bool) throws -> Int {
         var output = response.head.serialized(keepAlive: keepAlive)
@@ -122,30 +129,13 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
             output += body
             try wfile.write(output)
             return body.count
-        case .file(let file):
-            return try sendFile(file, after: output)
+        case .file(let file, let offset, let length):
+            try wfile.write(output)
+            // The file goes from the page cache to the socket in the kernel; a file that shrank meanwhile
+            // throws, and the connection closes so the client sees a short body rather than a wrong one.
+            try wfile.sendFile(file.region(offset: offset, count: length))
+            return length
         }
-    }
-
-    private func sendFile(_ file: StaticFile, after head: [UInt8]) throws -> Int {
-        let chunkSize = 64 * 1024
-        var chunk = [UInt8](repeating: 0, count: chunkSize)
-        var pending = head
-        var sent = 0
-        while sent < file.size {
-            let wanted = min(chunkSize, file.size - sent)
-            let count = chunk.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted])) }
-            guard count > 0 else {
-                try wfile.write(pending)
-                throw SocketError(operation: "read", code: EIO)  // the file shrank while being sent
-            }
-            pending += chunk[..<count]
-            try wfile.write(pending)
-            pending.removeAll(keepingCapacity: true)
-            sent += count
-        }
-        if !pending.isEmpty { try wfile.write(pending) }
-        return sent
     }
 
     /// Half-closes, then reads and drops what the client still sends, for at most a second and 1 MiB, so that

@@ -65,8 +65,9 @@ struct HTTPRequestParser {
         }
     }
 
-    /// `METHOD SP target SP HTTP/x.y`, with single spaces.
-    private static func parseRequestLine(_ line: [UInt8]) throws -> (String, [UInt8], HTTPVersion) {
+    /// `METHOD SP target SP HTTP/x.y`, with single spaces (the line without its newline).
+    /// - Throws: `HTTPParseError.badRequest`, or `.versionNotSupported` for a version other than 1.x.
+    static func parseRequestLine(_ line: [UInt8]) throws(HTTPParseError) -> (String, [UInt8], HTTPVersion) {
         let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw HTTPParseError.badRequest("malformed request line") }
         let method = parts[0]
@@ -80,7 +81,7 @@ struct HTTPRequestParser {
         return (String(decoding: method, as: UTF8.self), Array(target), try parseVersion(parts[2]))
     }
 
-    private static func parseVersion(_ text: ArraySlice<UInt8>) throws -> HTTPVersion {
+    private static func parseVersion(_ text: ArraySlice<UInt8>) throws(HTTPParseError) -> HTTPVersion {
         let bytes = Array(text)
         let digits = UInt8(ascii: "0")...UInt8(ascii: "9")
         guard bytes.count == 8, bytes.starts(with: Array("HTTP/".utf8)), digits.contains(bytes[5]),

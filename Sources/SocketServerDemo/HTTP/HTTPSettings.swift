@@ -4,8 +4,8 @@ struct HTTPSettings: Sendable {
     let resolver: StaticPathResolver
     /// Whether connections may stay open between requests (the mode allows it).
     let allowsKeepAlive: Bool
-    /// How long a kept-alive connection may wait for its next request (shorter than the request timeout,
-    /// as Apache's `KeepAliveTimeout`): an idle connection holds a thread, worker or child meanwhile.
+    /// How long a kept-alive connection of a blocking mode may wait, parked on the server's loop, for its
+    /// next request (Apache's `KeepAliveTimeout`): it holds a descriptor meanwhile, no thread or child.
     let keepAliveTimeout: Duration = .seconds(5)
     /// The largest request body read and dropped to keep a connection open; larger ones close it.
     let maxDiscardedBody = 64 * 1024
