@@ -67,11 +67,15 @@ soak: deps
 # and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
 PERF = Perf/.build/release/perf
 
+# Perf/.build/release.yaml is removed first: SwiftPM keeps the root package's source list in it and did not see
+# files added to the root package later ("cannot find type ... in scope"); it is rewritten in seconds.
 perf: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile quick
 
 perf-full: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile full
 

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Finds or builds everything the run needs besides the harness itself: the demo, the C peers (compiled
@@ -80,7 +81,7 @@ struct PeerTools: Sendable {
         if demo == nil { progress.note("socketserver-demo not found at \(demoCandidate): SocketServer modes are skipped") }
         cPeersBuilt = buildCPeers(progress: progress)
         mallocPreload = cPeersBuilt ? "\(cBinDirectory)/malloc_count.so" : nil
-        python = Self.which("python3")
+        python = Self.which("python3").map { resolvedPython($0) }
         nginx = Self.which("nginx") ?? (access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : nil)
         valgrind = Self.which("valgrind")
         strace = Self.which("strace")
@@ -121,6 +122,18 @@ struct PeerTools: Sendable {
             guard run([objcopy, "--strip-debug", program, copy], log: "objcopy-\(name)") else { return program }
         }
         return copy
+    }
+
+    /// The interpreter itself (`sys.executable`) rather than a wrapper in front of it (pyenv's shim is a shell
+    /// script that execs it: valgrind, which does not follow exec here, would measure the script).
+    private func resolvedPython(_ python: String) -> String {
+        let path = "\(outDirectory)/tmp/python-executable.txt"
+        guard let child = try? ChildProcess(
+            arguments: [python, "-c", "import sys; print(sys.executable)"], stdoutPath: path, stderrPath: "/dev/null"),
+            child.wait(timeout: 20) == 0,
+            let text = readText(path)?.trimmingCharacters(in: .whitespacesAndNewlines), access(text, X_OK) == 0
+        else { return python }
+        return text
     }
 
     /// The HTTP workloads' files: 1 KiB and 1 MiB of bytes (rewritten only when missing or of another size).
