@@ -14,8 +14,11 @@ struct CostWorkload: Sendable {
 
     /// A process per request under valgrind costs a fork of the whole valgrind process and a profile file per
     /// child: those servers run 10 and 60 requests (a per-request cost is a per-request cost at any count).
+    /// Python's interpreter under valgrind is as slow again: its servers run a quarter of the requests.
     func requests(for spec: ServerSpec) -> (short: Int, long: Int) {
-        spec.concurrency == .processes && base.kind != .pingPong ? (10, 60) : (shortRequests, longRequests)
+        if spec.concurrency == .processes && base.kind != .pingPong { return (10, 60) }
+        if spec.id.hasPrefix("py-") { return (max(5, shortRequests / 4), longRequests / 4) }
+        return (shortRequests, longRequests)
     }
 
     static let tcp = CostWorkload(

@@ -43,8 +43,8 @@ enum ResultTable {
         Instructions are user-space instructions per request under valgrind --tool=callgrind (every thread and \
         forked child; libc, libevent and the Swift runtime included); system calls are from strace -f -c. Both are \
         the long run minus the short run over the extra requests (a process-per-request server runs 10 and 60 \
-        requests), so start-up and shutdown cancel out. They do not \
-        move with the machine's load: decide with these; the rates are paired ratios on a shared, noisy machine.
+        requests, a Python one a quarter of the others'), so start-up and shutdown cancel out. They do not move \
+        with the machine's load: decide with these; the rates are paired ratios on a shared, noisy machine.
         """
 
     static func rows(_ workload: WorkloadReport) -> [[String]] {

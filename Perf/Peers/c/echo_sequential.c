@@ -7,6 +7,7 @@ static volatile sig_atomic_t stopping = 0;
 static void on_signal(int signal_number) {
     (void)signal_number;
     stopping = 1;
+    peer_wake_listener();
 }
 
 int main(int argc, char **argv) {

@@ -12,6 +12,7 @@ static int listener;
 static void on_signal(int signal_number) {
     (void)signal_number;
     stopping = 1;
+    peer_wake_listener();
 }
 
 static void *serve_connection(void *argument) {

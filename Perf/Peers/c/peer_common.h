@@ -41,6 +41,9 @@ static struct peer_options peer_parse(int argc, char **argv) {
     return options;
 }
 
+/* The bound socket, so that a stop signal can wake a blocked accept or recvfrom (see peer_wake_listener). */
+static int peer_listener = -1;
+
 /* Binds (and for stream sockets listens on) host:port; exits with a message on failure. */
 static int peer_bind(struct peer_options options, int type) {
     struct sockaddr_in address;
@@ -59,7 +62,14 @@ static int peer_bind(struct peer_options options, int type) {
         perror("bind/listen");
         exit(1);
     }
+    peer_listener = fd;
     return fd;
+}
+
+/* From a signal handler: shuts the bound socket down, so that an accept or recvfrom blocked on it, or about
+ * to block (the signal may land between the loop's check of its flag and the call), returns at once. */
+static inline void peer_wake_listener(void) {
+    if (peer_listener >= 0) shutdown(peer_listener, SHUT_RDWR);
 }
 
 /* Prints the contract's first line, "listening on HOST:PORT", and flushes it. */
