@@ -19,6 +19,10 @@ deps:
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v objcopy >/dev/null || missing="$$missing binutils"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -67,11 +71,15 @@ soak: deps
 # and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
 PERF = Perf/.build/release/perf
 
+# Perf/.build/release.yaml is removed first: SwiftPM keeps the root package's source list in it and did not see
+# files added to the root package later ("cannot find type ... in scope"); it is rewritten in seconds.
 perf: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile quick
 
 perf-full: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile full
 

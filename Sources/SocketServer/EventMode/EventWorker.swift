@@ -14,13 +14,14 @@ final class EventWorker: @unchecked Sendable {
     /// Where the small writes a handler makes during one callback collect, so that they leave in one send.
     /// Only the connection whose callback is running uses it, and empties it before the callback ends.
     let stagingBuffer: UnsafeMutableRawBufferPointer
-    /// How many bytes `stagingBuffer` holds.
-    var stagedCount = 0
+    /// How many bytes `stagingBuffer` holds. (This and the run are read and written on every echoed request,
+    /// on the loop's thread only and never across a call: no runtime exclusivity checks, as in `StreamConnection`.)
+    @exclusivity(unchecked) var stagedCount = 0
     /// Written bytes that are still where they were received (an echo): a run of `receiveBuffer` sent
     /// without a copy when the callback ends. Never set while `stagedCount` is not 0.
-    var runStart: UnsafeRawPointer?
+    @exclusivity(unchecked) var runStart: UnsafeRawPointer?
     /// The length of that run.
-    var runCount = 0
+    @exclusivity(unchecked) var runCount = 0
     /// Not retained (the mode owns its workers). Used only on the loop's thread while the loop runs or drains
     /// its last tasks, which happens inside `EventMode.serverClose`, so the mode is alive whenever it is read.
     private unowned(unsafe) let mode: EventMode

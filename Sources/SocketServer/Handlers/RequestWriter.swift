@@ -8,9 +8,11 @@ import Glibc
 public final class RequestWriter {
     private let socket: Socket?
     private let bufferSize: Int
-    private var pending: [UInt8] = []
+    // One thread at a time and no access held across a call back into the writer (as `RequestReader`): no
+    // runtime exclusivity checks on the per-write state.
+    @exclusivity(unchecked) private var pending: [UInt8] = []
     /// Whether `close()` has run; writes then throw.
-    public private(set) var isClosed = false
+    @exclusivity(unchecked) public private(set) var isClosed = false
 
     /// The most a buffered writer reserves up front (64 KiB); a larger buffer grows as bytes are written.
     static let maxReservedCapacity = 64 * 1024
