@@ -221,6 +221,7 @@ public final class Socket: @unchecked Sendable {
         let flags = Int32(MSG_NOSIGNAL) | (moreComing ? Int32(MSG_MORE) : 0)
         var offset = 0
         while offset < bytes.count {
+            try applyDeadline("send", descriptor: fd, receiving: false)
             let count = Glibc.send(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset, flags)
             if count >= 0 {
                 offset += count
@@ -413,9 +414,31 @@ public final class Socket: @unchecked Sendable {
         return fd
     }
 
+    /// Sends all of `region` with `sendfile(2)`, blocking: the deadline and the per-call `timeout` apply to
+    /// each call as they do to `send` (a non-blocking socket waits for writability with `poll`).
+    /// - Throws: `SocketError` as `send` does; `FileRegionError.fileShrank` when the file ends early.
+    package func sendAll(_ region: inout FileRegion) throws {
+        let fd = try openDescriptor("sendfile")
+        while !region.isEmpty {
+            try applyDeadline("sendfile", descriptor: fd, receiving: false)
+            guard try region.sendOnce(to: fd, timeoutIsSet: false) == nil else { continue }
+            if isNonBlocking {
+                var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&entry, 1, -1)
+            } else {
+                // A blocking sendfile fails with EAGAIN only when its send timeout expired.
+                try failIO("sendfile", code: EAGAIN)
+            }
+        }
+    }
+
     /// Turns the `errno` of a failed receive or send into a thrown error, or returns to retry after `EINTR`.
     private func failIO(_ operation: String) throws {
-        let code = errno
+        try failIO(operation, code: errno)
+    }
+
+    /// Turns the error `code` of a failed receive or send into a thrown error, or returns after `EINTR`.
+    private func failIO(_ operation: String, code: Int32) throws {
         if code == EINTR { return }
         if code == EAGAIN || code == EWOULDBLOCK {
             if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline, ContinuousClock.now >= deadline {
