@@ -13,6 +13,10 @@ public struct EventConnection: Hashable {
     /// The peer's address.
     public var clientAddress: SocketAddress { core.clientAddress }
 
+    /// The connection's socket: for a security layer's view of it (`transport`). Not for I/O, which the
+    /// loop does.
+    package var socket: Socket { core.socket }
+
     /// The server that accepted the connection.
     public var server: BaseServer { core.server.server }
 

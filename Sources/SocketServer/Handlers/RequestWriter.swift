@@ -104,6 +104,13 @@ public final class RequestWriter {
             try appendContents(of: &region)
             return
         }
+        if socket.isSecured {
+            // A security layer (TLS) must see every byte: read the file in chunks and send them through it.
+            pending.append(contentsOf: header)
+            try flush()
+            try region.copyChunks { try socket.sendAll($0) }
+            return
+        }
         let moreComing = !region.isEmpty
         if !pending.isEmpty {
             defer { pending.removeAll(keepingCapacity: true) }

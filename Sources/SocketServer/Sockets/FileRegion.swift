@@ -38,6 +38,26 @@ public struct FileRegion: Sendable {
     /// Whether nothing is left to send.
     public var isEmpty: Bool { count == 0 }
 
+    /// Reads what is left with `pread`, 64 KiB at a time, handing each chunk to `body`, and moves past it:
+    /// the path for a connection that a security layer (TLS) carries, which `sendfile` would bypass.
+    /// - Throws: `FileRegionError.fileShrank` when the file ends early, `SocketError` from `pread`, and
+    ///   what `body` throws.
+    mutating func copyChunks(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var chunk = [UInt8](repeating: 0, count: min(max(count, 1), 64 * 1024))
+        while count > 0 {
+            let wanted = min(count, chunk.count)
+            let read = chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, off_t(offset)) }
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw SocketError(operation: "pread", code: errno)
+            }
+            if read == 0 { throw FileRegionError.fileShrank(missing: count) }
+            try chunk.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+            offset += read
+            count -= read
+        }
+    }
+
     /// One `sendfile(2)` of what is left to `socket`; returns the bytes sent and moves past them.
     ///
     /// - Returns: the bytes sent; nil when the socket would block (a non-blocking socket that is full).
