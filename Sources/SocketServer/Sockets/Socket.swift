@@ -228,7 +228,15 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends all of `bytes`; with `moreComing`, flagged `MSG_MORE`, so that the kernel holds a last partial
     /// segment for what follows at once (a file after its response head) instead of sending it alone.
+    /// A socket with a `transport` (TLS) sends through it, one `send(_:)` at a time, without the flag.
     package func sendAll(_ bytes: UnsafeRawBufferPointer, moreComing: Bool) throws {
+        if hasTransport.load(ordering: .acquiring) {
+            var offset = 0
+            while offset < bytes.count {
+                offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            }
+            return
+        }
         let fd = try openDescriptor("send")
         let flags = Int32(MSG_NOSIGNAL) | (moreComing ? Int32(MSG_MORE) : 0)
         var offset = 0
