@@ -122,6 +122,36 @@ struct FileSendingTests {
         }
     }
 
+    @Test("a blocking sendFile to a client that does not read ends at the request deadline")
+    func blockingSendFileHonoursTheDeadline() throws {
+        final class DeadlineFileHandler: StreamRequestHandler {
+            static let failure = SanitizedMutex<SocketError?>(nil)
+            override func handle() throws {
+                guard let file = sharedFile.withLock({ $0 }) else { return }
+                do {
+                    try wfile.sendFile(region(of: file))
+                } catch let error as SocketError {
+                    Self.failure.withLock { $0 = error }
+                }
+            }
+        }
+        let file = try RandomFile(size: 32 << 20)
+        sharedFile.withLock { $0 = file }
+        defer { sharedFile.withLock { $0 = nil } }
+        let server = try TCPServer(
+            .loopback(), handler: DeadlineFileHandler.self,
+            configuration: ServerConfiguration(requestTimeout: .milliseconds(500)), mode: ThreadingMode())
+        try withServing(server) { server in
+            let client = try connectWithSmallBuffer(server.serverAddress)
+            defer { client.close() }
+            // The client reads nothing: 32 MiB cannot fit in the socket buffers, so sendfile must wait.
+            #expect(eventually { DeadlineFileHandler.failure.withLock { $0 } != nil }, "sendfile never gave up")
+            let failure = DeadlineFileHandler.failure.withLock { $0 }
+            #expect(failure?.isTimeout == true)
+            #expect(failure?.operation == "sendfile past the request deadline")
+        }
+    }
+
     @Test("an in-memory writer reads the region into its bytes")
     func inMemoryWriterReadsRegion() throws {
         let file = try RandomFile(size: 100_000)

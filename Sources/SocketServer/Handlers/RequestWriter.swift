@@ -89,9 +89,9 @@ public final class RequestWriter {
     ///
     /// The buffered bytes and `header` (a response head) are flagged `MSG_MORE`, so a small response leaves
     /// in one segment with the file's first bytes. Blocks until the whole region is sent, one `sendfile`
-    /// call per send buffer's worth; the connection's send timeout applies to each call. An in-memory
-    /// writer appends `header` and reads the region into its bytes instead. Call it from the handler's
-    /// thread, as every writer method.
+    /// call per send buffer's worth; the connection's send timeout and `deadline` apply to each call. An
+    /// in-memory writer appends `header` and reads the region into its bytes instead. Call it from the
+    /// handler's thread, as every writer method.
     /// - Parameters:
     ///   - region: the part of the file to send.
     ///   - header: bytes to send first (a response head); empty by default.
@@ -119,15 +119,8 @@ public final class RequestWriter {
             try pending.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing || !header.isEmpty) }
         }
         try header.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing) }
-        while !region.isEmpty {
-            let fd = socket.fileDescriptor
-            guard fd >= 0 else { throw SocketError(operation: "sendfile", code: EBADF) }
-            // A blocking socket never returns nil; a non-blocking one given to a blocking writer waits here.
-            if try region.sendOnce(to: fd, timeoutIsSet: socket.timeout != nil) == nil {
-                var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&entry, 1, -1)
-            }
-        }
+        // The socket's deadline (`requestTimeout`) and send timeout apply to every call.
+        try socket.sendAll(&region)
     }
 
     /// Reads `region` into `pending` (an in-memory writer), with `pread`.

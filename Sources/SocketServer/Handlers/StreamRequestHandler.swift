@@ -98,7 +98,13 @@ open class StreamRequestHandler: BaseRequestHandler {
         } catch {
             return false
         }
-        return server.parkConnection(connection, clientAddress: clientAddress, idleTimeout: idleTimeout)
+        // The request's deadline ends with it: the kernel's per-call timeouts it shortened are put back, so
+        // that the next request starts from the handler's own `timeout` (and gets a deadline of its own).
+        let deadline = connection.deadline
+        if deadline != nil { connection.deadline = nil }
+        let parked = server.parkConnection(connection, clientAddress: clientAddress, idleTimeout: idleTimeout)
+        if !parked && deadline != nil { connection.deadline = deadline }
+        return parked
     }
 
     /// Flushes `wfile`, ignoring a send error from a client that has gone, then closes both streams (the

@@ -228,6 +228,7 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends all of `bytes`; with `moreComing`, flagged `MSG_MORE`, so that the kernel holds a last partial
     /// segment for what follows at once (a file after its response head) instead of sending it alone.
+    /// A socket with a `transport` (TLS) sends through it, one `send(_:)` at a time, without the flag.
     package func sendAll(_ bytes: UnsafeRawBufferPointer, moreComing: Bool) throws {
         if hasTransport.load(ordering: .acquiring), transport != nil {
             // Through the security layer (TLS), which frames the bytes itself; `send` applies the deadline.
@@ -472,9 +473,31 @@ public final class Socket: @unchecked Sendable {
         return fd
     }
 
+    /// Sends all of `region` with `sendfile(2)`, blocking: the deadline and the per-call `timeout` apply to
+    /// each call as they do to `send` (a non-blocking socket waits for writability with `poll`).
+    /// - Throws: `SocketError` as `send` does; `FileRegionError.fileShrank` when the file ends early.
+    package func sendAll(_ region: inout FileRegion) throws {
+        let fd = try openDescriptor("sendfile")
+        while !region.isEmpty {
+            try applyDeadline("sendfile", descriptor: fd, receiving: false)
+            guard try region.sendOnce(to: fd, timeoutIsSet: false) == nil else { continue }
+            if isNonBlocking {
+                var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&entry, 1, -1)
+            } else {
+                // A blocking sendfile fails with EAGAIN only when its send timeout expired.
+                try failIO("sendfile", code: EAGAIN)
+            }
+        }
+    }
+
     /// Turns the `errno` of a failed receive or send into a thrown error, or returns to retry after `EINTR`.
     private func failIO(_ operation: String) throws {
-        let code = errno
+        try failIO(operation, code: errno)
+    }
+
+    /// Turns the error `code` of a failed receive or send into a thrown error, or returns after `EINTR`.
+    private func failIO(_ operation: String, code: Int32) throws {
         if code == EINTR { return }
         if code == EAGAIN || code == EWOULDBLOCK {
             if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline,
