@@ -2,7 +2,7 @@
 # Both install what is missing first, so they work on a fresh Debian machine.
 
 SWIFT ?= swift
-APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk haproxy systemd
+APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk haproxy libssl-dev openssl systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps test test-tsan perf perf-full docs build clean
@@ -14,9 +14,15 @@ deps:
 	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev pkg-config"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v objcopy >/dev/null || missing="$$missing binutils"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -65,11 +71,15 @@ soak: deps
 # and builds the SwiftNIO peer (Perf/NIOPeer) itself on first use.
 PERF = Perf/.build/release/perf
 
+# Perf/.build/release.yaml is removed first: SwiftPM keeps the root package's source list in it and did not see
+# files added to the root package later ("cannot find type ... in scope"); it is rewritten in seconds.
 perf: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile quick
 
 perf-full: deps
+	rm -f Perf/.build/release.yaml
 	$(SWIFT) build -c release --package-path Perf
 	$(PERF) --profile full
 

@@ -12,6 +12,8 @@ let package = Package(
     name: "SocketServer",
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
+        // Optional: TLS and mutual TLS for every stream mode, on the system OpenSSL 3 (libssl-dev).
+        .library(name: "SocketServerTLS", targets: ["SocketServerTLS"]),
         .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
         // Optional integrations: the core product depends on none of their packages.
         .library(name: "SocketServerLifecycle", targets: ["SocketServerLifecycle"]),
@@ -44,11 +46,31 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The system OpenSSL 3 (libssl and libcrypto), found through pkg-config; only SocketServerTLS uses it.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // OpenSSL's function-like macros (SSL_set_mode, SSL_CTX_set_options, SSL_OP_*, ...) as C functions.
+        .target(name: "CSocketServerTLSShims", dependencies: ["COpenSSL"]),
+        .target(
+            name: "SocketServerTLS",
+            dependencies: [
+                "SocketServer",
+                "COpenSSL",
+                "CSocketServerTLSShims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
                 "CSocketServerShims",
+                "SocketServerTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -88,6 +110,13 @@ let package = Package(
         .testTarget(
             name: "SocketServerTests",
             dependencies: ["SocketServer", "CAllocationCounter"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketServerTLSTests",
+            dependencies: [
+                "SocketServer", "SocketServerTLS", "CAllocationCounter", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Sees the library as users do (plain `import`): the README's examples and a third-party mode.

@@ -21,8 +21,15 @@ struct PerfCommand: ParsableCommand {
             \(ServerCatalog.modeNames.joined(separator: ", ")).
 
             PEERS: c-bufferevent (C, libevent bufferevents), c-raw (C, raw libevent events, own buffers), \
-            c-sequential (C, one connection at a time), c-udp (C, libevent UDP echo), nio (SwiftNIO, one \
-            loop; Perf/NIOPeer, built on first use), py-sync, py-threading, py-forking (Python socketserver).
+            c-sequential (C, one connection at a time), c-threads (C, a thread per \
+            connection or datagram), c-fork (C, a process per connection or datagram), c-udp (C, libevent UDP echo), nio (SwiftNIO, one \
+            loop; Perf/NIOPeer, built on first use), nginx (the HTTP workloads; one worker, sendfile on), py-sync, py-threading, py-forking (Python \
+            socketserver).
+
+            COSTS: instructions per request (valgrind --tool=callgrind) and system calls per request (strace -f \
+            -c) for TCP echo, UDP echo and connect per request, each the long run minus the short run over the extra \
+            requests, so start-up and shutdown cancel out. They count the same on a busy machine as on a quiet one: \
+            decide with them; the rates are paired ratios, noisy on a shared machine.
 
             PROFILES: quick (3 rounds of 0.25 s slices, 2 at 1,000 connections; about 3 minutes), full (7 rounds \
             of 1 s slices, 5 at 1,000 connections; about 15 minutes).
@@ -31,7 +38,7 @@ struct PerfCommand: ParsableCommand {
     )
 
     @Option(help: "quick or full.") var profile: String = "quick"
-    @Option(help: "Comma-separated workload ids (default: all).") var workloads: String?
+    @Option(help: "Comma-separated workload ids (default: all; none: only the costs).") var workloads: String?
     @Option(help: "Comma-separated server ids, modes and peers (default: all).") var servers: String?
     @Option(help: "Override the profile's rounds.") var rounds: Int?
     @Option(help: "Override the profile's slice seconds.") var slice: Double?
@@ -41,12 +48,18 @@ struct PerfCommand: ParsableCommand {
     var root: String?
     @Option(help: "Where to write latest.{json,md,svg} (default Perf/results).") var output: String?
     @Flag(help: "Do not build or run the SwiftNIO peer.") var noNio = false
+    @Option(help: "Comma-separated cost workloads (instructions and syscalls per request under callgrind and strace): \(CostWorkload.all.map(\.id).joined(separator: ", ")), all (default) or none.")
+    var costs: String = "all"
 
     func validate() throws {
         guard Profile.named(profile) != nil else { throw ValidationError("--profile must be quick or full") }
+        let costIDs = Set(CostWorkload.all.map(\.id))
+        for id in costs.split(separator: ",") where !costIDs.contains(String(id)) && id != "all" && id != "none" {
+            throw ValidationError("unknown cost workload \(id); known: \(costIDs.sorted().joined(separator: ", ")), all, none")
+        }
         if let workloads {
             let known = Set(Workload.all.map(\.id))
-            for id in workloads.split(separator: ",") where !known.contains(String(id)) {
+            for id in workloads.split(separator: ",") where !known.contains(String(id)) && id != "none" {
                 throw ValidationError("unknown workload \(id); known: \(known.sorted().joined(separator: ", "))")
             }
         }
@@ -93,6 +106,12 @@ struct PerfCommand: ParsableCommand {
         for workload in selected {
             progress.note("workload \(workload.id): \(workload.title)")
             report.workloads.append(runner.run(workload))
+        }
+        let probe = CostProbe(tools: tools, pinning: pinning, progress: progress)
+        let costIDs = costs.split(separator: ",").map(String.init)
+        for workload in CostWorkload.all where costIDs.contains("all") || costIDs.contains(workload.id) {
+            progress.note("cost \(workload.id): \(workload.title), \(workload.shortRequests) and \(workload.longRequests) requests under callgrind and strace")
+            report.costs.append(probe.run(workload, catalog: catalog))
         }
         report.loadGeneratorCeiling = Self.ceiling(report)
         report.targets = Targets.check(report)

@@ -7,8 +7,26 @@ struct ServerCatalog: Sendable {
     static let modeNames = ["sync", "threading", "forking", "pool", "event", "async"]
     /// The peers, in the order shown.
     static let peerNames = [
-        "c-bufferevent", "c-raw", "c-sequential", "c-udp", "nio", "py-sync", "py-threading", "py-forking",
+        "c-bufferevent", "c-raw", "c-sequential", "c-threads", "c-fork", "c-udp", "nio", "nginx", "py-sync",
+        "py-threading", "py-forking",
     ]
+    /// The C programs in Perf/Peers/c (each `NAME.c` built to Perf/out/bin/NAME).
+    static let cPrograms = ["echo_bufferevent", "echo_raw", "echo_sequential", "echo_threads", "echo_fork", "udp_echo"]
+
+    /// The floor a mode is paired with: the peer of the same design with nothing on top (issue 13).
+    /// sync ↔ C sequential, threading (and pool) ↔ C thread per connection, forking ↔ C process per connection,
+    /// event and async ↔ C raw libevent events (C libevent UDP for datagrams); nginx for HTTP.
+    static func floor(of server: String, workload: String) -> String? {
+        if workload.hasPrefix("http") { return modeNames.contains(server) ? "nginx" : nil }
+        let udp = workload.hasPrefix("udp")
+        switch server {
+        case "sync": return "c-sequential"
+        case "threading", "pool": return "c-threads"
+        case "forking": return "c-fork"
+        case "event", "async": return udp ? "c-udp" : "c-raw"
+        default: return nil
+        }
+    }
 
     var servers: [ServerSpec] = []
     /// Why a server known to the harness is missing from this run (mode not in the demo, peer not built).
@@ -24,20 +42,30 @@ struct ServerCatalog: Sendable {
                 missing[mode] = "socketserver-demo has no --mode \(mode) yet"
                 continue
             }
-            var extra: [String] = []
-            if help.hasLogLevel { extra += ["--log-level", "error"] }
-            if mode == "event" && help.hasLoops { extra += ["--loops", "1"] }  // one loop against one NIO loop
+            let quiet = help.hasLogLevel ? ["--log-level", "error"] : []
+            let loops = Self.concurrency(ofMode: mode) == .eventLoop && help.hasLoops
+            // One loop against one NIO loop and one C loop; 2 for the idle-connection workloads (issue 11).
+            let oneLoop = loops ? ["--loops", "1"] : []
             let delayFlag = help.delayFlag
-            let common = ["--mode", mode, "--host", "127.0.0.1", "--port", "0"] + extra
-            servers.append(
-                ServerSpec(
-                    id: mode, label: "SocketServer \(mode)", family: .mode,
-                    concurrency: Self.concurrency(ofMode: mode),
-                    tcp: { delay in
-                        [demo, "echo"] + common + (delay > 0 ? [delayFlag ?? "", String(delay)] : [])
-                    },
-                    udp: { [demo, "udp-echo"] + common },
-                    supportsDelay: delayFlag != nil))
+            let common = ["--mode", mode, "--host", "127.0.0.1", "--port", "0"] + quiet + oneLoop
+            var spec = ServerSpec(
+                id: mode, label: "SocketServer \(mode)", family: .mode,
+                concurrency: Self.concurrency(ofMode: mode),
+                tcp: { delay in
+                    [demo, "echo"] + common + (delay > 0 ? [delayFlag ?? "", String(delay)] : [])
+                },
+                udp: { [demo, "udp-echo"] + common },
+                supportsDelay: delayFlag != nil)
+            if loops {
+                let idle = ["--mode", mode, "--host", "127.0.0.1", "--port", "0", "--loops", "2"] + quiet
+                spec.idleTCP = { [demo, "echo"] + idle }
+            }
+            // Each request logged at info to stderr (a file here), as nginx's access log goes to a file.
+            let httpLoops = oneLoop
+            spec.http = { root, _ in
+                [demo, "http", "--mode", mode, "--host", "127.0.0.1", "--port", "0", "--directory", root] + httpLoops
+            }
+            servers.append(spec)
         }
         let bin = tools.cBinDirectory
         if tools.cPeersBuilt {
@@ -52,13 +80,26 @@ struct ServerCatalog: Sendable {
             servers.append(
                 ServerSpec(
                     id: "c-sequential", label: "C sequential", family: .peer, concurrency: .sequential,
-                    tcp: { _ in ["\(bin)/echo_sequential", "--port", "0"] }, udp: nil, supportsDelay: false))
+                    tcp: { _ in ["\(bin)/echo_sequential", "--port", "0"] },
+                    udp: { ["\(bin)/echo_sequential", "--udp", "--port", "0"] }, supportsDelay: false))
+            servers.append(
+                ServerSpec(
+                    id: "c-threads", label: "C thread per connection", family: .peer, concurrency: .threads,
+                    tcp: { _ in ["\(bin)/echo_threads", "--port", "0"] },
+                    udp: { ["\(bin)/echo_threads", "--udp", "--port", "0"] }, supportsDelay: false))
+            servers.append(
+                ServerSpec(
+                    id: "c-fork", label: "C process per connection", family: .peer, concurrency: .processes,
+                    tcp: { _ in ["\(bin)/echo_fork", "--port", "0"] },
+                    udp: { ["\(bin)/echo_fork", "--udp", "--port", "0"] }, supportsDelay: false))
             servers.append(
                 ServerSpec(
                     id: "c-udp", label: "C libevent UDP", family: .peer, concurrency: .eventLoop,
                     tcp: nil, udp: { ["\(bin)/udp_echo", "--port", "0"] }, supportsDelay: false))
         } else {
-            for name in ["c-bufferevent", "c-raw", "c-sequential", "c-udp"] { missing[name] = "C peers did not build" }
+            for name in ["c-bufferevent", "c-raw", "c-sequential", "c-threads", "c-fork", "c-udp"] {
+                missing[name] = "C peers did not build"
+            }
         }
         if let nio = tools.nioPeer {
             servers.append(
@@ -67,6 +108,20 @@ struct ServerCatalog: Sendable {
                     tcp: { _ in [nio, "--port", "0"] }, udp: { [nio, "--udp", "--port", "0"] }, supportsDelay: false))
         } else {
             missing["nio"] = tools.nioProblem ?? "SwiftNIO peer not built"
+        }
+        if let nginx = tools.nginx {
+            let configure = tools.nginxConfiguration
+            var spec = ServerSpec(
+                id: "nginx", label: "nginx (1 worker)", family: .peer, concurrency: .eventLoop, tcp: nil, udp: nil,
+                supportsDelay: false)
+            spec.http = { root, port in
+                let (prefix, file) = configure(root, port)
+                return [nginx, "-p", prefix, "-c", file, "-e", "\(prefix)/error.log"]
+            }
+            spec.announcesAddress = false
+            servers.append(spec)
+        } else {
+            missing["nginx"] = "nginx not installed (`make deps` installs it)"
         }
         if let python = tools.python {
             let script = tools.pythonScript

@@ -24,9 +24,22 @@ struct ServerSpec: Sendable {
     let udp: (@Sendable () -> [String])?
     /// Whether the TCP command honours a handler delay.
     let supportsDelay: Bool
+    /// The HTTP file server command, given the document root and the port to listen on (a server that
+    /// announces its address gets 0); nil when not offered.
+    var http: (@Sendable (_ documentRoot: String, _ port: Int) -> [String])? = nil
+    /// Whether the server prints `listening on HOST:PORT` (nginx does not: the harness picks its port and waits
+    /// until it accepts connections).
+    var announcesAddress = true
+    /// The TCP echo command for the idle-connection workloads when it differs (event and async modes run 2 loops
+    /// there, as issue 11's target asks); nil: `tcp`.
+    var idleTCP: (@Sendable () -> [String])? = nil
 
     /// The command for `workload`, or the reason this server sits it out.
-    func command(for workload: Workload) -> Result<[String], SkipReason> {
+    func command(for workload: Workload, documentRoot: String = "", port: Int = 0) -> Result<[String], SkipReason> {
+        if workload.kind == .http {
+            guard let http else { return .failure(SkipReason("no HTTP file server")) }
+            return .success(http(documentRoot, port))
+        }
         if workload.kind == .udp {
             guard let udp else { return .failure(SkipReason("no UDP echo")) }
             return .success(udp())
@@ -50,6 +63,7 @@ struct ServerSpec: Sendable {
         if concurrency == .threads && workload.kind == .idle && workload.connections > 1000 {
             return .failure(SkipReason("a thread per connection: measured at 1,000 only"))
         }
+        if workload.kind == .idle, let idleTCP { return .success(idleTCP()) }
         return .success(tcp(workload.delayMilliseconds))
     }
 }

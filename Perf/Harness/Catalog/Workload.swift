@@ -22,6 +22,8 @@ struct Workload: Sendable, Hashable {
     var delayMilliseconds: Int = 0
     /// Run the server with the allocation-counting preload.
     var countsAllocations = false
+    /// The file an HTTP workload fetches, under the harness's document root.
+    var path = ""
 
     static let echo1 = Workload(id: "echo-1", title: "echo ping-pong, 1 connection", kind: .pingPong, connections: 1, metric: .requestsPerSecond)
     static let echo10 = Workload(id: "echo-10", title: "echo ping-pong, 10 connections", kind: .pingPong, connections: 10, metric: .requestsPerSecond)
@@ -35,5 +37,13 @@ struct Workload: Sendable, Hashable {
     static let idle10k = Workload(id: "idle-10000", title: "memory, 10,000 idle connections", kind: .idle, connections: 10000, metric: .bytesPerConnection)
     static let allocations = Workload(id: "allocs", title: "heap allocations per echo, 1 connection", kind: .pingPong, connections: 1, metric: .allocationsPerRequest, countsAllocations: true)
 
-    static let all: [Workload] = [echo1, echo10, echo100, echo1000, connect10, udp, slow50, bulk, idle1k, idle10k, allocations]
+    static let allocationsConnect = Workload(id: "allocs-connect", title: "heap allocations per connection (connect per request), 1 client", kind: .connectPerRequest, connections: 1, metric: .allocationsPerRequest, countsAllocations: true)
+    static let allocationsUDP = Workload(id: "allocs-udp", title: "heap allocations per datagram, 1 client", kind: .udp, connections: 1, metric: .allocationsPerRequest, countsAllocations: true)
+    static let http1k = Workload(id: "http-1k", title: "HTTP GET of a 1 KiB file, keep-alive, 100 connections", kind: .http, connections: 100, metric: .requestsPerSecond, path: "/1k.bin")
+    static let http1m = Workload(id: "http-1m", title: "HTTP GET of a 1 MiB file, keep-alive, 10 connections", kind: .http, connections: 10, metric: .mebibytesPerSecond, path: "/1m.bin")
+
+    static let all: [Workload] = [
+        echo1, echo10, echo100, echo1000, connect10, udp, slow50, bulk, idle1k, idle10k, allocations,
+        allocationsConnect, allocationsUDP, http1k, http1m,
+    ]
 }

@@ -12,7 +12,7 @@ struct LoadCommand: ParsableCommand {
     )
 
     enum Kind: String, ExpressibleByArgument, CaseIterable {
-        case pingPong = "ping-pong", connectPerRequest = "connect", udp, bulk, idle
+        case pingPong = "ping-pong", connectPerRequest = "connect", udp, bulk, idle, http
     }
 
     @Option(help: "What to do: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).") var kind: Kind
@@ -24,6 +24,7 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Bytes to stream (bulk).") var bytes: Int = 64 << 20
     @Option(help: "Seconds to let the server settle before sampling RSS (idle).") var settle: Double = 0.5
     @Option(help: "Allocation counter file of a server run with the malloc_count preload.") var mallocFile: String?
+    @Option(help: "The path an HTTP load fetches (http).") var path: String = "/"
 
     func validate() throws {
         guard IPv4Endpoint(address) != nil else { throw ValidationError("bad --address \(address)") }
@@ -42,6 +43,7 @@ struct LoadCommand: ParsableCommand {
         case .connectPerRequest: result = ConnectPerRequestLoad(endpoint: endpoint, clients: connections).run(&window)
         case .udp: result = DatagramEchoLoad(endpoint: endpoint, clients: connections).run(&window)
         case .bulk: result = BulkTransferLoad(endpoint: endpoint, totalBytes: bytes).run(&window)
+        case .http: result = HTTPKeepAliveLoad(endpoint: endpoint, connections: connections, path: path).run(&window)
         case .idle:
             result = IdleConnectionsLoad(endpoint: endpoint, connections: connections, settleSeconds: settle).run(&window)
         }

@@ -20,6 +20,9 @@ struct LoadResult: Codable, Sendable {
     var serverRSSBeforeBytes: UInt64 = 0
     var serverRSSBytes: UInt64 = 0
     var serverPeakRSSBytes: UInt64 = 0
+    /// Server threads before the connections were opened and at the end of the window.
+    var serverThreadsBefore: UInt64 = 0
+    var serverThreads: UInt64 = 0
     /// CPU seconds the load generator itself used in the window (to show whether it is the bottleneck).
     var loadCPUSeconds: Double = 0
     /// Heap allocations of the server in the window, when it runs with the counting preload.

@@ -71,6 +71,23 @@ enum LoopbackSocket {
         setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed); 0 on failure.
+    static func freePort() -> Int {
+        let fd = tcp(nonBlocking: false)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : 0
+    }
+
     /// The pending error of a socket whose non-blocking connect finished (0 = connected).
     static func pendingError(_ fd: Int32) -> Int32 {
         var error: Int32 = 0

@@ -24,7 +24,9 @@ struct MeasuredWindow {
         self.warmup = warmup
         self.duration = duration
         startClock()
-        result.serverRSSBeforeBytes = ProcessSample.read(pid: serverPID)?.residentBytes ?? 0
+        let before = ProcessSample.read(pid: serverPID)
+        result.serverRSSBeforeBytes = before?.residentBytes ?? 0
+        result.serverThreadsBefore = before?.threads ?? 0
     }
 
     /// Starts the warm-up now: engines call it once their connections are set up, so that connecting
@@ -78,6 +80,7 @@ struct MeasuredWindow {
         }
         result.serverRSSBytes = endSample?.residentBytes ?? 0
         result.serverPeakRSSBytes = endSample?.peakResidentBytes ?? 0
+        result.serverThreads = endSample?.threads ?? 0
         if let counter = allocationCounter { result.serverAllocations = counter.value &- startAllocations }
         if latencies.totalCount > 0 {
             result.p50Micros = Double(latencies.valueAtPercentile(50))

@@ -10,9 +10,24 @@ enum MarkdownReport {
         text += "- Load generator: \(report.loadGeneratorCeiling)\n\n"
         text += "Ratios are medians of per-round ratios with their spread [lowest–highest]; a spread that contains "
             + "1.00 is a tie. CPU µs/req is the server's own CPU time (user + system, threads and children) per request.\n\n"
-        text += "![chart](latest.svg)\n\n## Targets (issue 6)\n\n| target | verdict | measured |\n|---|---|---|\n"
+        text += "![chart](latest.svg)\n\n## Targets (issues 6, 11, 13, 14)\n\n| target | verdict | measured |\n|---|---|---|\n"
         for verdict in report.targets {
             text += "| \(verdict.target) | \(verdict.outcome.rawValue) | \(verdict.measured) |\n"
+        }
+        if !report.costs.isEmpty {
+            text += "\n## Cost per request: the figures to decide with\n\n" + ResultTable.costExplanation + "\n"
+        }
+        for cost in report.costs {
+            text += "\n### \(cost.title) (`\(cost.id)`, \(cost.longRequests) − \(cost.shortRequests) requests)\n\n"
+            text += "| " + ResultTable.costHeader.joined(separator: " | ") + " |\n"
+            text += "|" + ResultTable.costHeader.map { _ in "---" }.joined(separator: "|") + "|\n"
+            for row in ResultTable.costRows(cost) { text += "| " + row.joined(separator: " | ") + " |\n" }
+            for row in cost.rows { if let failure = row.failure { text += "\n`\(row.server)`: \(failure).\n" } }
+            if !cost.skipped.isEmpty {
+                text += "\nSkipped: "
+                    + cost.skipped.sorted(by: { $0.key < $1.key }).map { "\($0.key) (\($0.value))" }
+                    .joined(separator: "; ") + ".\n"
+            }
         }
         for workload in report.workloads {
             text += "\n## \(workload.title) (`\(workload.id)`)\n\n"

@@ -14,7 +14,9 @@ enum SVGChart {
         servers.sort { (order.firstIndex(of: $0.id) ?? 99) < (order.firstIndex(of: $1.id) ?? 99) }
         let labelWidth = 190, cellWidth = 104, cellHeight = 34, top = 96
         let width = max(960, labelWidth + cellWidth * max(1, report.workloads.count) + 10)
-        let height = top + cellHeight * servers.count + 40
+        let costServers = SVGCostPanel.servers(report)
+        let costTop = top + cellHeight * servers.count + 70
+        let height = report.costs.isEmpty ? top + cellHeight * servers.count + 40 : costTop + cellHeight * costServers.count + 40
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" \
             font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">
@@ -57,6 +59,11 @@ enum SVGChart {
                 svg += "<text x=\"\(x + cellWidth / 2)\" y=\"\(y + 14)\" text-anchor=\"middle\" font-weight=\"bold\">\(escape(value + warning))</text>\n"
                 svg += "<text x=\"\(x + cellWidth / 2)\" y=\"\(y + 27)\" text-anchor=\"middle\" fill=\"#333\">\(escape(ratioText))</text>\n"
             }
+        }
+        if !report.costs.isEmpty {
+            svg += SVGCostPanel.render(
+                report, servers: costServers, top: costTop, labelWidth: labelWidth, cellWidth: cellWidth * 2,
+                cellHeight: cellHeight)
         }
         svg += "<text x=\"10\" y=\"\(height - 14)\" fill=\"#444\">⚠ = some connections stalled (a server that serves one connection at a time, or starved). Lower is better for B/conn and allocs/req.</text>\n"
         svg += "</svg>\n"

@@ -9,6 +9,8 @@ struct RunReport: Codable, Sendable {
     var sliceSeconds: Double
     var pinning: String
     var workloads: [WorkloadReport] = []
+    /// Instructions and system calls per request (callgrind, strace): the figures to decide with.
+    var costs: [CostReport] = []
     var missingServers: [String: String] = [:]
     var targets: [TargetVerdict] = []
     var loadGeneratorCeiling: String = ""

@@ -24,7 +24,7 @@ struct Runner {
             id: workload.id, title: workload.title, metric: workload.metric, delayMilliseconds: workload.delayMilliseconds)
         var running: [RunningServer] = []
         for spec in catalog.servers {
-            switch spec.command(for: workload) {
+            switch spec.command(for: workload, documentRoot: tools.documentRoot, port: port(for: spec)) {
             case .failure(let reason):
                 report.skipped[spec.id] = reason.text
             case .success(let command):
@@ -48,7 +48,7 @@ struct Runner {
                 if workload.kind == .idle && round > 0 {
                     // Memory needs a fresh server each round, or the first round's high-water mark stays.
                     server.process.terminate()
-                    if case .success(let command) = server.spec.command(for: workload),
+                    if case .success(let command) = server.spec.command(for: workload, documentRoot: tools.documentRoot, port: port(for: server.spec)),
                         case .success(let fresh) = start(server.spec, command: command, workload: workload)
                     {
                         running[index] = fresh
@@ -99,6 +99,12 @@ struct Runner {
         return report
     }
 
+    /// 0 for a server that announces its address; a free port for one that does not (nginx), found by binding
+    /// port 0 and closing it again (another process could take it in between: then the start fails, reported).
+    private func port(for spec: ServerSpec) -> Int {
+        spec.announcesAddress ? 0 : LoopbackSocket.freePort()
+    }
+
     private func start(_ spec: ServerSpec, command: [String], workload: Workload) -> Result<RunningServer, SkipReason> {
         var environment: [String: String] = [:]
         var counterFile: String?
@@ -115,6 +121,13 @@ struct Runner {
             arguments: pinning.serverPrefix() + command, stdoutPath: log + ".out", stderrPath: log + ".err",
             environment: environment)
         else { return .failure(SkipReason("could not start \(command[0])")) }
+        if !spec.announcesAddress {
+            guard let address = Self.listenAddress(in: command), process.waitUntilAccepting(address, timeout: 20) else {
+                process.terminate()
+                return .failure(SkipReason("did not accept connections (see \(log).err)"))
+            }
+            return .success(RunningServer(spec: spec, process: process, address: address, counterFile: counterFile))
+        }
         guard let line = process.firstLine(timeout: 20), line.hasPrefix("listening on ") else {
             let status = process.poll()
             process.terminate()
@@ -123,6 +136,17 @@ struct Runner {
         }
         let address = String(line.dropFirst("listening on ".count))
         return .success(RunningServer(spec: spec, process: process, address: address, counterFile: counterFile))
+    }
+
+    /// The address a server that does not announce one listens on: nginx's configuration names it.
+    static func listenAddress(in command: [String]) -> String? {
+        guard let index = command.firstIndex(of: "-c"), index + 1 < command.count,
+            let text = readText(command[index + 1]),
+            let line = text.split(separator: "\n").first(where: { $0.contains("listen 127.0.0.1:") }),
+            let start = line.range(of: "127.0.0.1:")
+        else { return nil }
+        let port = line[start.upperBound...].prefix { $0.isNumber }
+        return "127.0.0.1:\(port)"
     }
 
     private func slice(_ server: RunningServer, workload: Workload) -> Result<LoadResult, SkipReason> {
@@ -134,6 +158,7 @@ struct Runner {
             "--settle", String(profile.settleSeconds),
         ]
         if let file = server.counterFile { arguments += ["--malloc-file", file] }
+        if workload.kind == .http { arguments += ["--path", workload.path] }
         guard let load = try? ChildProcess(arguments: arguments, stdoutPath: output, stderrPath: "\(tools.logDirectory)/load.err")
         else { return .failure(SkipReason("could not start the load generator")) }
         guard load.wait(timeout: 60) == 0 else {

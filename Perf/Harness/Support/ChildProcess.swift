@@ -91,6 +91,22 @@ final class ChildProcess: Sendable {
         return nil
     }
 
+    /// Waits until `address` (HOST:PORT) accepts a TCP connection, for a server that prints no `listening on`
+    /// line; false if the child exits or `timeout` seconds pass.
+    func waitUntilAccepting(_ address: String, timeout: Double) -> Bool {
+        guard let endpoint = IPv4Endpoint(address) else { return false }
+        let deadline = monotonicSeconds() + timeout
+        while monotonicSeconds() < deadline {
+            let fd = LoopbackSocket.tcp(nonBlocking: false)
+            let connected = fd >= 0 && endpoint.withSocketAddress({ connect(fd, $0, $1) }) == 0
+            if fd >= 0 { close(fd) }
+            if connected { return true }
+            if poll() != nil { return false }
+            usleep(5000)
+        }
+        return false
+    }
+
     /// Sends SIGTERM and measures how long the process takes to exit; after `grace` seconds it is killed.
     /// Whatever is left of its process group (forked children) is killed too. Returns the seconds to exit
     /// and the exit status (nil when it had to be killed).

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Finds or builds everything the run needs besides the harness itself: the demo, the C peers (compiled
@@ -10,11 +11,61 @@ struct PeerTools: Sendable {
     var nioPeer: String?
     var nioProblem: String?
     var python: String?
+    var nginx: String?
+    var valgrind: String?
+    var strace: String?
 
     var outDirectory: String { "\(root)/Perf/out" }
     var cBinDirectory: String { "\(root)/Perf/out/bin" }
     var logDirectory: String { "\(root)/Perf/out/logs" }
     var pythonScript: String { "\(root)/Perf/Peers/python/echo_server.py" }
+    /// The HTTP workloads' document root: `1k.bin` and `1m.bin` (made by `makeDocumentRoot`).
+    var documentRoot: String { "\(root)/Perf/out/www" }
+
+    /// Writes nginx's configuration for `root` on 127.0.0.1:`port` and returns its prefix directory and file:
+    /// one process (`master_process off`, so the one worker is the process the harness measures), `sendfile on`,
+    /// keep-alive without a request limit, the access log to a file (the demo logs each request to its stderr
+    /// file), temporary paths under Perf/out/nginx.
+    var nginxConfiguration: @Sendable (_ documentRoot: String, _ port: Int) -> (prefix: String, file: String) {
+        let prefix = "\(outDirectory)/nginx"
+        let logs = logDirectory
+        return { documentRoot, port in
+            mkdir(prefix, 0o755)
+            let file = "\(prefix)/nginx.conf"
+            let text = """
+                daemon off;
+                master_process off;
+                worker_processes 1;
+                pid \(prefix)/nginx.pid;
+                error_log \(prefix)/error.log error;
+                events { worker_connections 16384; }
+                http {
+                    access_log \(logs)/nginx-access.log;
+                    sendfile on;
+                    tcp_nopush on;
+                    keepalive_timeout 65;
+                    keepalive_requests 100000000;
+                    client_body_temp_path \(prefix)/body;
+                    proxy_temp_path \(prefix)/proxy;
+                    fastcgi_temp_path \(prefix)/fastcgi;
+                    uwsgi_temp_path \(prefix)/uwsgi;
+                    scgi_temp_path \(prefix)/scgi;
+                    types { application/octet-stream bin; }
+                    server {
+                        listen 127.0.0.1:\(port) backlog=4096;
+                        root \(documentRoot);
+                    }
+                }
+
+                """
+            let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                _ = text.withCString { write(fd, $0, strlen($0)) }
+                close(fd)
+            }
+            return (prefix, file)
+        }
+    }
 
     /// `demoPath` nil: the demo next to the harness (both built by `swift build --package-path Perf`), else the
     /// root package's release build.
@@ -30,20 +81,24 @@ struct PeerTools: Sendable {
         if demo == nil { progress.note("socketserver-demo not found at \(demoCandidate): SocketServer modes are skipped") }
         cPeersBuilt = buildCPeers(progress: progress)
         mallocPreload = cPeersBuilt ? "\(cBinDirectory)/malloc_count.so" : nil
-        python = Self.which("python3")
+        python = Self.which("python3").map { resolvedPython($0) }
+        nginx = Self.which("nginx") ?? (access("/usr/sbin/nginx", X_OK) == 0 ? "/usr/sbin/nginx" : nil)
+        valgrind = Self.which("valgrind")
+        strace = Self.which("strace")
+        makeDocumentRoot()
         if buildNIO { buildNIOPeer(progress: progress) } else { nioProblem = "skipped (--no-nio)" }
     }
 
     /// Compiles each C peer when its binary is missing or older than its source.
     private func buildCPeers(progress: Progress) -> Bool {
         let sources = "\(root)/Perf/Peers/c"
-        let peers = ["echo_bufferevent", "echo_raw", "echo_sequential", "udp_echo"]
         var ok = true
-        for peer in peers {
+        for peer in ServerCatalog.cPrograms {
             let binary = "\(cBinDirectory)/\(peer)"
             guard Self.isOutOfDate(binary, sources: ["\(sources)/\(peer).c", "\(sources)/peer_common.h"]) else { continue }
             progress.note("compiling C peer \(peer)")
-            ok = run(["cc", "-O2", "-Wall", "-o", binary, "\(sources)/\(peer).c", "-levent_core"], log: "cc-\(peer)") && ok
+            ok = run(["cc", "-O2", "-Wall", "-o", binary, "\(sources)/\(peer).c", "-levent_core", "-lpthread"], log: "cc-\(peer)")
+                && ok
         }
         let preload = "\(cBinDirectory)/malloc_count.so"
         if Self.isOutOfDate(preload, sources: ["\(sources)/malloc_count.c"]) {
@@ -52,6 +107,48 @@ struct PeerTools: Sendable {
         }
         if !ok { progress.note("C peers failed to build (is libevent-dev installed? `make deps`); see \(logDirectory)") }
         return ok
+    }
+
+    /// A copy of `program` without its DWARF sections, for valgrind: valgrind 3.19 (Debian 12) gives up on the
+    /// DWARF 5 forms the Swift toolchain emits ("unhandled dwarf2 abbrev form"). The symbol table stays, so
+    /// callgrind_annotate still names functions. Programs outside the package (python3) are used as they are.
+    func valgrindCopy(of program: String) -> String {
+        guard program.hasPrefix(root), let objcopy = Self.which("objcopy") else { return program }
+        let directory = "\(outDirectory)/valgrind-bin"
+        mkdir(directory, 0o755)
+        let name = program.split(separator: "/").last.map(String.init) ?? "program"
+        let copy = "\(directory)/\(name)"
+        if Self.isOutOfDate(copy, sources: [program]) {
+            guard run([objcopy, "--strip-debug", program, copy], log: "objcopy-\(name)") else { return program }
+        }
+        return copy
+    }
+
+    /// The interpreter itself (`sys.executable`) rather than a wrapper in front of it (pyenv's shim is a shell
+    /// script that execs it: valgrind, which does not follow exec here, would measure the script).
+    private func resolvedPython(_ python: String) -> String {
+        let path = "\(outDirectory)/tmp/python-executable.txt"
+        guard let child = try? ChildProcess(
+            arguments: [python, "-c", "import sys; print(sys.executable)"], stdoutPath: path, stderrPath: "/dev/null"),
+            child.wait(timeout: 20) == 0,
+            let text = readText(path)?.trimmingCharacters(in: .whitespacesAndNewlines), access(text, X_OK) == 0
+        else { return python }
+        return text
+    }
+
+    /// The HTTP workloads' files: 1 KiB and 1 MiB of bytes (rewritten only when missing or of another size).
+    private func makeDocumentRoot() {
+        mkdir(documentRoot, 0o755)
+        for (name, size) in [("1k.bin", 1024), ("1m.bin", 1 << 20)] {
+            let path = "\(documentRoot)/\(name)"
+            var info = stat()
+            if stat(path, &info) == 0 && Int(info.st_size) == size { continue }
+            let bytes = [UInt8](repeating: UInt8(ascii: "s"), count: size)
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { continue }
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
     }
 
     /// Builds the SwiftNIO peer in release mode unless its binary is newer than its sources.

@@ -6,6 +6,8 @@ struct ProcessSample: Sendable {
     var cpuSeconds: Double
     var residentBytes: UInt64
     var peakResidentBytes: UInt64
+    /// Threads of the process itself (not its children).
+    var threads: UInt64
 
     /// Reads /proc/PID/stat and /proc/PID/status, plus /proc/CHILD/stat for each live child (forking
     /// servers keep a child per connection, whose time reaches the parent's counters only once reaped).
@@ -19,7 +21,8 @@ struct ProcessSample: Sendable {
         return ProcessSample(
             cpuSeconds: Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))),
             residentBytes: kilobytesField("VmRSS:", in: status) * 1024,
-            peakResidentBytes: kilobytesField("VmHWM:", in: status) * 1024
+            peakResidentBytes: kilobytesField("VmHWM:", in: status) * 1024,
+            threads: kilobytesField("Threads:", in: status)
         )
     }
 
@@ -54,6 +57,7 @@ struct ProcessSample: Sendable {
         return children
     }
 
+    /// The number after `name` in /proc/PID/status (kB for the memory fields, a plain count for Threads:).
     private static func kilobytesField(_ name: String, in status: String) -> UInt64 {
         for line in status.split(separator: "\n") where line.hasPrefix(name) {
             let number = line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? ""

@@ -1,5 +1,6 @@
 /* Shared by the C peers: argument parsing, the "listening on ADDRESS" contract, listening sockets.
- * Each peer takes `--port N` (0 picks a free port) and `--host H` (default 127.0.0.1). */
+ * Each peer takes `--port N` (0 picks a free port) and `--host H` (default 127.0.0.1); the sequential,
+ * thread-per-connection and process-per-connection peers also `--udp` (a datagram echo of the same design). */
 #define _GNU_SOURCE
 #ifndef PEER_COMMON_H
 #define PEER_COMMON_H
@@ -20,22 +21,28 @@
 struct peer_options {
     const char *host;
     int port;
+    int udp; /* --udp: serve datagrams (the peers that offer both) */
 };
 
 static struct peer_options peer_parse(int argc, char **argv) {
-    struct peer_options options = {"127.0.0.1", 0};
+    struct peer_options options = {"127.0.0.1", 0, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             options.port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             options.host = argv[++i];
+        } else if (strcmp(argv[i], "--udp") == 0) {
+            options.udp = 1;
         } else {
-            fprintf(stderr, "usage: %s [--host H] [--port N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--host H] [--port N] [--udp]\n", argv[0]);
             exit(2);
         }
     }
     return options;
 }
+
+/* The bound socket, so that a stop signal can wake a blocked accept or recvfrom (see peer_wake_listener). */
+static int peer_listener = -1;
 
 /* Binds (and for stream sockets listens on) host:port; exits with a message on failure. */
 static int peer_bind(struct peer_options options, int type) {
@@ -55,7 +62,14 @@ static int peer_bind(struct peer_options options, int type) {
         perror("bind/listen");
         exit(1);
     }
+    peer_listener = fd;
     return fd;
+}
+
+/* From a signal handler: shuts the bound socket down, so that an accept or recvfrom blocked on it, or about
+ * to block (the signal may land between the loop's check of its flag and the call), returns at once. */
+static inline void peer_wake_listener(void) {
+    if (peer_listener >= 0) shutdown(peer_listener, SHUT_RDWR);
 }
 
 /* Prints the contract's first line, "listening on HOST:PORT", and flushes it. */
@@ -67,6 +81,36 @@ static void peer_announce(int fd) {
     inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
     printf("listening on %s:%d\n", text, ntohs(address.sin_port));
     fflush(stdout);
+}
+
+/* Echoes a blocking stream connection until the peer closes it (or an error); does not close it.
+ * `stopping` ends the loop at the next interrupted call. */
+static inline void peer_echo_stream(int fd, char *buffer, size_t capacity, volatile sig_atomic_t *stopping) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (;;) {
+        ssize_t received = recv(fd, buffer, capacity, 0);
+        if (received < 0 && errno == EINTR && !*stopping) continue;
+        if (received <= 0) return;
+        ssize_t offset = 0;
+        while (offset < received) {
+            ssize_t written = send(fd, buffer + offset, (size_t)(received - offset), MSG_NOSIGNAL);
+            if (written < 0 && errno == EINTR) continue;
+            if (written < 0) return;
+            offset += written;
+        }
+    }
+}
+
+/* Installs `handler` for SIGTERM and SIGINT without SA_RESTART (a blocked accept or recv returns EINTR)
+ * and ignores SIGPIPE. */
+static inline void peer_on_stop(void (*handler)(int)) {
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
 }
 
 #endif

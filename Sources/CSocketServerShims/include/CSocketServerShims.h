@@ -70,4 +70,8 @@ char **CSocketServerShims_environment(void);
 /// with errno set. Used by the tests of processes that re-execute themselves.
 int CSocketServerShims_set_child_subreaper(int on);
 
+/// getsockopt(2) of SO_PEERCRED (struct ucred needs _GNU_SOURCE): the connected Unix peer's pid, uid and
+/// gid. Returns 0, or -1 with errno set.
+int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+
 #endif

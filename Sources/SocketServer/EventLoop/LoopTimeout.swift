@@ -9,6 +9,8 @@ import Glibc
 package struct LoopTimeout: @unchecked Sendable {
     /// Points into the loop's own table; libevent recognises it by its address.
     let pointer: UnsafePointer<timeval>
+    /// The duration itself, for timers that restart for what is left of it (`SocketEvents`).
+    let nanoseconds: UInt64
 
     /// Registers `duration` as a common timeout of `loop`; nil when libevent refuses (it keeps at most 256).
     ///
@@ -18,5 +20,6 @@ package struct LoopTimeout: @unchecked Sendable {
         if interval.tv_sec == 0 && interval.tv_usec == 0 { interval.tv_usec = 1 }
         guard let pointer = event_base_init_common_timeout(loop.base, &interval) else { return nil }
         self.pointer = pointer
+        self.nanoseconds = UInt64(interval.tv_sec) &* 1_000_000_000 &+ UInt64(interval.tv_usec) &* 1000
     }
 }

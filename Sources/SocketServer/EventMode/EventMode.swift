@@ -211,6 +211,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         makeHandler: @Sendable (EventHandlerContext) -> EventStreamHandler
     ) {
         let verified = server.with { server -> Bool in
+            // A secured connection is verified after its handshake, which follows the header (StreamConnection).
+            if server.connectionSecurity != nil { return true }
             do {
                 if try server.verifyRequest(.stream(socket), clientAddress: clientAddress) { return true }
             } catch {

@@ -14,13 +14,14 @@ final class EventWorker: @unchecked Sendable {
     /// Where the small writes a handler makes during one callback collect, so that they leave in one send.
     /// Only the connection whose callback is running uses it, and empties it before the callback ends.
     let stagingBuffer: UnsafeMutableRawBufferPointer
-    /// How many bytes `stagingBuffer` holds.
-    var stagedCount = 0
+    /// How many bytes `stagingBuffer` holds. (This and the run are read and written on every echoed request,
+    /// on the loop's thread only and never across a call: no runtime exclusivity checks, as in `StreamConnection`.)
+    @exclusivity(unchecked) var stagedCount = 0
     /// Written bytes that are still where they were received (an echo): a run of `receiveBuffer` sent
     /// without a copy when the callback ends. Never set while `stagedCount` is not 0.
-    var runStart: UnsafeRawPointer?
+    @exclusivity(unchecked) var runStart: UnsafeRawPointer?
     /// The length of that run.
-    var runCount = 0
+    @exclusivity(unchecked) var runCount = 0
     /// Not retained (the mode owns its workers). Used only on the loop's thread while the loop runs or drains
     /// its last tasks, which happens inside `EventMode.serverClose`, so the mode is alive whenever it is read.
     private unowned(unsafe) let mode: EventMode
@@ -44,9 +45,33 @@ final class EventWorker: @unchecked Sendable {
         self.stagingBuffer = .allocate(byteCount: max(mode.configuration.readChunkSize, 64 * 1024), alignment: 16)
     }
 
+    /// Where a connection's transport (TLS) puts the bytes it produced before they are sent: allocated on
+    /// first use, so a loop without secured connections never has it.
+    private var transportBufferStorage: UnsafeMutableRawBufferPointer?
+    /// The loop's handshake timeout, registered on first use (see `timeout(_:)`).
+    private var handshakeTimeout: (duration: Duration, timeout: LoopTimeout?)?
+
     deinit {
         receiveBuffer.deallocate()
         stagingBuffer.deallocate()
+        transportBufferStorage?.deallocate()
+    }
+
+    /// The transports' output buffer; on the loop's thread.
+    var transportBuffer: UnsafeMutableRawBufferPointer {
+        if let transportBufferStorage { return transportBufferStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        transportBufferStorage = buffer
+        return buffer
+    }
+
+    /// `duration` as a common timeout of this loop (the handshake timeout of secured connections), cached
+    /// for the last duration asked for; on the loop's thread.
+    func timeout(_ duration: Duration) -> LoopTimeout? {
+        if let handshakeTimeout, handshakeTimeout.duration == duration { return handshakeTimeout.timeout }
+        let timeout = LoopTimeout(duration, on: loop)
+        handshakeTimeout = (duration, timeout)
+        return timeout
     }
 
     /// Whether `bytes` lie inside `receiveBuffer`, which stays valid until the current callback returns.
@@ -66,12 +91,25 @@ final class EventWorker: @unchecked Sendable {
             mode.connectionClosed(server: server)
             return
         }
+        let transport: (any EventStreamTransport)?
+        do {
+            transport = try server.with { $0.connectionSecurity }?.makeEventTransport(
+                for: socket, clientAddress: clientAddress)
+        } catch {
+            server.with {
+                $0.handleError(error, clientAddress: clientAddress)
+                $0.shutdownRequest(.stream(socket))
+            }
+            mode.connectionClosed(server: server)
+            return
+        }
         let connection = StreamConnection(
             socket: socket,
             clientAddress: clientAddress,
             server: server,
             handler: handler,
-            worker: self
+            worker: self,
+            transport: transport
         )
         connection.registryIndex = connections.count
         connections.append(connection)

@@ -31,6 +31,8 @@ enum ClientFault {
             case .outOfMemory:
                 return nil
             }
+        case is any PeerCausedError:
+            self = .misbehaved
         default:
             return nil
         }

@@ -88,15 +88,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         bindAndActivate: Bool = true,
         makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
     ) throws {
-        try configuration.validate()
-        try (mode as? EventMode)?.configuration.validate()
-        if configuration.requestTimeout != nil, mode is EventMode {
-            throw SocketServerError.invalidConfiguration(
-                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
-        }
-        if configuration.proxyProtocol != nil, Self.socketType != .stream {
-            throw SocketServerError.invalidConfiguration("\(Self.self) is a datagram server: the PROXY protocol is for streams")
-        }
+        try Self.checkSettings(configuration, mode: mode)
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
@@ -138,8 +130,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         logger: Logger? = nil,
         makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
     ) throws {
-        try configuration.validate()
-        try (mode as? EventMode)?.configuration.validate()
+        try Self.checkSettings(configuration, mode: mode)
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
@@ -242,6 +233,21 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         } catch {
             serverClose()
             throw error
+        }
+    }
+
+    /// Checks the settings, the event mode's configuration, and the settings that do not fit this class or
+    /// mode (`requestTimeout` with an event mode, the PROXY protocol on a datagram server), before any
+    /// socket exists.
+    private static func checkSettings(_ configuration: ServerConfiguration, mode: (any ConcurrencyMode)?) throws {
+        try configuration.validate()
+        try (mode as? EventMode)?.configuration.validate()
+        if configuration.requestTimeout != nil, mode is EventMode {
+            throw SocketServerError.invalidConfiguration(
+                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
+        }
+        if configuration.proxyProtocol != nil, socketType != .stream {
+            throw SocketServerError.invalidConfiguration("\(Self.self) is a datagram server: the PROXY protocol is for streams")
         }
     }
 
@@ -372,13 +378,17 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             return try super.finishRequest(request, clientAddress: clientAddress)
         }
         let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
-        guard try verifyRequest(request, clientAddress: original) else { return }
+        // With TLS, `super` verifies after the handshake (which follows the header), with this address.
+        if connectionSecurity == nil {
+            guard try verifyRequest(request, clientAddress: original) else { return }
+        }
         try super.finishRequest(request, clientAddress: original)
     }
 
     /// Half-closes the connection (the peer reads end of file), then closes it.
     open override func shutdownRequest(_ request: Request) {
         if case .stream(let connection) = request {
+            connection.transport?.shutdown()
             try? connection.shutdown(.write)
         }
         closeRequest(request)

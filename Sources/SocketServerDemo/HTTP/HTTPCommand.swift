@@ -32,6 +32,8 @@ struct HTTPCommand: ParsableCommand {
     @Option(name: [.customShort("d"), .long], help: "Directory to serve. Default: the current directory.")
     var directory = "."
 
+    @OptionGroup var tls: TLSOptions
+
     func validate() throws {
         guard StaticPathResolver(directory: directory) != nil else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
@@ -41,6 +43,7 @@ struct HTTPCommand: ParsableCommand {
     func run() throws {
         ShutdownSignals.block()
         let setup = try ProcessSetup.read()
+        tls.blockReloadSignal()
         guard let resolver = StaticPathResolver(directory: directory) else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
@@ -57,6 +60,7 @@ struct HTTPCommand: ParsableCommand {
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
         var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
         factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
+        factory.prepare = { server in try tls.apply(to: server) }
         context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
         try ServiceRunner.run(
             options: options, setup: setup, context: context, factory: factory, defaultPort: 8000)
