@@ -33,7 +33,10 @@ private func echoOnce(_ address: SocketAddress, _ text: String = "adopted\n") th
 struct AdoptListenerTests {
     @Test("a TCPServer around a bound listener serves on its address, in every mode")
     func tcpEveryMode() throws {
-        let modes: [any ConcurrencyMode] = [SynchronousMode(), ThreadingMode(), ThreadPoolMode(workers: 2), ForkingMode()]
+        var modes: [any ConcurrencyMode] = [SynchronousMode(), ThreadingMode(), ThreadPoolMode(workers: 2)]
+        // A child forked while this process's client code holds a runtime lock deadlocks under TSan (see
+        // ModeTest.forkingUnderSanitizerReason); forking with adopted listeners is also run by the demo tests.
+        if !ModeTest.underThreadSanitizer { modes.append(ForkingMode()) }
         for mode in modes {
             let listener = try boundStreamListener()
             let bound = try listener.localAddress
@@ -70,16 +73,17 @@ struct AdoptListenerTests {
             let reply = try echoOnce(server.serverAddress)
             #expect(reply == "adopted\n")
         }
+        let threadedUDP = try ThreadingUDPServer(adopting: try boundDatagramSocket(), handler: DatagramEchoHandler.self)
+        try withServing(threadedUDP) { server in
+            let reply = try datagramRoundTrip(to: server.serverAddress, "d")
+            #expect(reply == "d")
+        }
+        guard !ModeTest.underThreadSanitizer else { return }
         let forked = try ForkingTCPServer(adopting: try boundStreamListener(), handler: OneLineEcho.self)
         #expect(forked.timeout == .seconds(300), "the reference's default timeout stays")
         try withServing(forked) { server in
             let reply = try echoOnce(server.serverAddress)
             #expect(reply == "adopted\n")
-        }
-        let threadedUDP = try ThreadingUDPServer(adopting: try boundDatagramSocket(), handler: DatagramEchoHandler.self)
-        try withServing(threadedUDP) { server in
-            let reply = try datagramRoundTrip(to: server.serverAddress, "d")
-            #expect(reply == "d")
         }
         let forkedUDP = try ForkingUDPServer(adopting: try boundDatagramSocket(), handler: DatagramEchoHandler.self)
         try withServing(forkedUDP) { server in
@@ -118,19 +122,20 @@ struct AdoptListenerTests {
             let reply = try datagramRoundTrip(to: server.serverAddress, "u", bindingTo: try directory.socketAddress("client"))
             #expect(reply == "u")
         }
-        let forkedUnix = try ForkingUnixStreamServer(
-            adopting: try boundStreamListener(family: .unix, unixPath: try directory.socketAddress("forked.sock")),
-            handler: OneLineEcho.self)
-        try withServing(forkedUnix) { server in
-            let reply = try echoOnce(server.serverAddress)
-            #expect(reply == "adopted\n")
-        }
         let threadedUnix = try ThreadingUnixDatagramServer(
             adopting: try boundDatagramSocket(try directory.socketAddress("threaded.sock")),
             handler: DatagramEchoHandler.self)
         try withServing(threadedUnix) { server in
             let reply = try datagramRoundTrip(to: server.serverAddress, "t", bindingTo: try directory.socketAddress("c2"))
             #expect(reply == "t")
+        }
+        guard !ModeTest.underThreadSanitizer else { return }
+        let forkedUnix = try ForkingUnixStreamServer(
+            adopting: try boundStreamListener(family: .unix, unixPath: try directory.socketAddress("forked.sock")),
+            handler: OneLineEcho.self)
+        try withServing(forkedUnix) { server in
+            let reply = try echoOnce(server.serverAddress)
+            #expect(reply == "adopted\n")
         }
     }
 

@@ -11,7 +11,8 @@ import Testing
 struct DemoRestartTests {
     /// Two restarts under a steady stream of new connections: no refusal, no failed request, each old process
     /// exits 0 and the last one serves on until SIGTERM.
-    private func restartTwice(_ arguments: [String], request: @escaping @Sendable (SocketAddress, String) throws -> Void)
+    private func restartTwice(
+        _ arguments: [String], drainLog: String = "restarted: draining", request: @escaping @Sendable (SocketAddress, String) throws -> Void)
         throws
     {
         try withChildSubreaper {
@@ -43,17 +44,17 @@ struct DemoRestartTests {
                 #expect(load.waitForSuccesses(20, after: before), "the new process serves")
             }
             load.stop()
-            #expect(load.failures.isEmpty, "failed requests: \(load.failures.prefix(5))")
+            #expect(load.failures.isEmpty, "failed requests: \(load.failures.prefix(5)); stderr:\n\(first.standardError)")
             #expect(load.successes >= 60)
             kill(current, SIGTERM)
             #expect(waitForProcessExit(current, timeout: .seconds(60)) == 0, "stderr:\n\(first.standardError)")
-            #expect(first.standardError.contains("restarted: draining"))
+            #expect(first.standardError.contains(drainLog))
         }
     }
 
     @Test("echo over TCP, two restarts", arguments: ["sync", "threading", "forking", "pool", "event", "async"])
     func echoTCP(mode: String) throws {
-        try restartTwice(["echo", "--mode", mode, "--port", "0"]) { address, line in
+        try restartTwice(["echo", "--mode", mode, "--port", "0", "--log-level", "info"]) { address, line in
             try echoRequest(address, line)
         }
     }
@@ -63,6 +64,16 @@ struct DemoRestartTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         try restartTwice(["echo", "--mode", "event", "--unix", directory.path + "/restart.sock"]) { address, line in
+            try echoRequest(address, line)
+        }
+    }
+
+    @Test("a --processes master restarts its whole group twice: new master, new workers, the old ones drain")
+    func workerGroup() throws {
+        try restartTwice(
+            ["echo", "--mode", "event", "--port", "0", "--processes", "2"],
+            drainLog: "signal=SIGUSR2 [SocketServerDemo] stopping the workers"
+        ) { address, line in
             try echoRequest(address, line)
         }
     }

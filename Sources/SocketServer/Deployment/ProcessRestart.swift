@@ -22,7 +22,7 @@ public enum ProcessRestart {
     /// that order; waits until it reports ready.
     ///
     /// Blocks the calling thread for up to `readyTimeout` (the servers keep serving meanwhile, on their own
-    /// threads). On success the servers give up their Unix socket files (the new process serves them; a
+    /// threads; a `ForkingMode` server forks no child until this returns, its connections queue meanwhile). On success the servers give up their Unix socket files (the new process serves them; a
     /// later `serverClose()` leaves the path in place) and the new process runs on, independent: it is this
     /// process's child until this one exits, and must survive it (it is not reaped here).
     /// - Parameters:
@@ -41,6 +41,15 @@ public enum ProcessRestart {
         arguments: [String] = CommandLine.arguments,
         readyTimeout: Duration = .seconds(30),
         logger: Logger
+    ) throws -> pid_t {
+        // A ForkingMode server forking meanwhile could copy a lock this thread holds into its child.
+        try ForkExclusion.excludingForks {
+            try handOver(servers: servers, names: names, arguments: arguments, readyTimeout: readyTimeout, logger: logger)
+        }
+    }
+
+    private static func handOver(
+        servers: [TCPServer], names: [String], arguments: [String], readyTimeout: Duration, logger: Logger
     ) throws -> pid_t {
         let spawner = ProcessSpawner(arguments: arguments)
         let child = try spawner.spawn(listeners: servers.map(\.socket), names: names)

@@ -20,7 +20,8 @@ extension TCPServer {
         }
         guard requiredFamilies.contains(family) else {
             let allowed = requiredFamilies.map(\.description).sorted().joined(separator: " or ")
-            throw SocketServerError.invalidListener("descriptor \(fd) is an \(family) socket; \(Self.self) needs \(allowed)")
+            throw SocketServerError.invalidListener(
+                "descriptor \(fd) is an \(family) socket; \(Self.self) needs \(allowed)")
         }
         let address = try listener.localAddress
         let unbound = family == .unix ? (address.path ?? "").isEmpty : address.port == 0

@@ -7,7 +7,8 @@ import Synchronization
 /// dies, all drained on `shutdown()`.
 ///
 /// The process that creates the group (the master) binds the listeners, then calls `run()`, which starts
-/// the workers by executing this program again (the file `/proc/self/exe` links to, the same arguments) with the listeners
+/// the workers by executing this program again (the file `/proc/self/exe` links to, the same arguments) with
+/// the listeners
 /// inherited the socket-activation way (`SocketActivation`) and `WorkerGroup.currentWorkerIndex` set. A
 /// worker adopts them (`TCPServer(adopting:...)`), serves, and calls `ServiceNotifier.ready()`; on SIGTERM
 /// it stops accepting and drains like any server. The master serves nothing itself and holds every
@@ -165,7 +166,7 @@ private struct Supervisor {
             do {
                 try start(index)
             } catch {
-                group.log.error("cannot start worker", metadata: ["socketserver.worker": "\(index)", "error": "\(error)"])
+                group.log.error("cannot start worker", metadata: worker(index, error: error))
                 stopAll()
                 while slots.contains(where: { $0.pid != 0 }) { waitOnce() }
                 throw error
@@ -190,7 +191,7 @@ private struct Supervisor {
         slots[index].startedAt = .now
         slots[index].restartAt = nil
         slots[index].isReady = false
-        group.log.info("worker started", metadata: ["socketserver.worker": "\(index)", "socketserver.process.pid": "\(child.pid)"])
+        group.log.info("worker started", metadata: worker(index, pid: child.pid))
     }
 
     /// One `poll` over the wake-up pipe, every pidfd and every pending readiness pipe, and what it reports.
@@ -227,7 +228,7 @@ private struct Supervisor {
         slots[index].readyFD = -1
         guard count > 0, String(decoding: buffer[..<count], as: UTF8.self).contains("READY=1") else { return }
         slots[index].isReady = true
-        group.log.info("worker ready", metadata: ["socketserver.worker": "\(index)", "socketserver.process.pid": "\(slots[index].pid)"])
+        group.log.info("worker ready", metadata: worker(index, pid: slots[index].pid))
         if !announcedReady, stopDeadline == nil, slots.allSatisfy(\.isReady) {
             announcedReady = true
             group.announceReady()
@@ -251,14 +252,15 @@ private struct Supervisor {
         let signal = status & 0x7F
         let outcome = signal == 0 ? "exit status \((status >> 8) & 0xFF)" : "signal \(signal)"
         if stopDeadline != nil {
-            group.log.info("worker stopped", metadata: ["socketserver.worker": "\(index)", "socketserver.process.pid": "\(pid)", "outcome": "\(outcome)"])
+            group.log.info("worker stopped", metadata: worker(index, pid: pid, outcome: outcome))
         } else {
-            slots[index].delay = lived < .seconds(1) ? min(slots[index].delay * 2, group.settings.restartDelay * 64) : group.settings.restartDelay
+            let base = group.settings.restartDelay
+            slots[index].delay = lived < .seconds(1) ? min(slots[index].delay * 2, base * 64) : base
             if slots[index].delay == .zero { slots[index].delay = .milliseconds(1) }
             slots[index].restartAt = .now + slots[index].delay
             group.log.warning(
                 "worker died; replacing it",
-                metadata: ["socketserver.worker": "\(index)", "socketserver.process.pid": "\(pid)", "outcome": "\(outcome)"])
+                metadata: worker(index, pid: pid, outcome: outcome))
         }
         publish()
     }
@@ -272,7 +274,7 @@ private struct Supervisor {
                 try start(index)
             } catch {
                 slots[index].restartAt = .now + slots[index].delay
-                group.log.error("cannot replace worker", metadata: ["socketserver.worker": "\(index)", "error": "\(error)"])
+                group.log.error("cannot replace worker", metadata: worker(index, error: error))
             }
         }
         publish()
@@ -288,7 +290,7 @@ private struct Supervisor {
         }
         for (index, slot) in slots.enumerated() where slot.pid != 0 && !slot.isReady && slot.readyFD >= 0 {
             if now - slot.startedAt >= group.settings.readyTimeout {
-                group.log.warning("worker did not report ready in time; killing it", metadata: ["socketserver.worker": "\(index)"])
+                group.log.warning("worker did not report ready in time; killing it", metadata: worker(index))
                 kill(slot.pid, SIGKILL)
             }
         }
@@ -297,7 +299,8 @@ private struct Supervisor {
     mutating func beginStop() {
         stopDeadline = .now + group.settings.stopTimeout
         group.notifyStopping()
-        group.log.notice("stopping workers", metadata: ["socketserver.workers": "\(slots.filter { $0.pid != 0 }.count)"])
+        let running = slots.filter { $0.pid != 0 }.count
+        group.log.notice("stopping workers", metadata: ["socketserver.workers": "\(running)"])
         stopAll()
     }
 
@@ -321,6 +324,15 @@ private struct Supervisor {
         guard remaining > .zero else { return 0 }
         let (seconds, attoseconds) = remaining.components
         return Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+    }
+
+    /// A worker's log metadata.
+    func worker(_ index: Int, pid: pid_t? = nil, outcome: String? = nil, error: (any Error)? = nil) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["socketserver.worker": "\(index)"]
+        if let pid { metadata["socketserver.process.pid"] = "\(pid)" }
+        if let outcome { metadata["socketserver.worker.outcome"] = "\(outcome)" }
+        if let error { metadata["socketserver.error"] = "\(error)" }
+        return metadata
     }
 
     func publish() {

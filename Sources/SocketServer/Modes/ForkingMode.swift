@@ -108,7 +108,8 @@ public final class ForkingMode: ConcurrencyMode {
         let inherited = state.withLock { $0.heldDescriptors } + (loop != nil ? server.parking.descriptors : [])
         // Unwritten stdio buffers would be inherited and written twice, once by each process.
         fflush(nil)
-        let pid = fork()
+        // Not while a helper thread of the library does Swift work (see ForkExclusion).
+        let pid = ForkExclusion.fork()
         if pid < 0 {
             let code = errno
             for end in channel where end >= 0 { _ = close(end) }

@@ -65,19 +65,24 @@ enum ServiceRunner {
                     try ProcessRestart.reexecute(servers: [server], logger: logger)
                     return true
                 } catch {
-                    logger.error("restart failed; serving on", metadata: ["error": "\(error)"])
+                    ForkExclusion.excludingForks {
+                        logger.error("restart failed; serving on", metadata: ["error": "\(error)"])
+                    }
                     return false
                 }
             }
         let notifier = setup.notifier
         try ShutdownSignals.watch(restart: restart) { signal in
-            if signal == SIGUSR2 {
-                logger.notice("restarted: draining")
-            } else {
-                logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
-                notifier.stopping()
+            // Not while a forking server forks (a child would inherit the logger's locks held).
+            ForkExclusion.excludingForks {
+                if signal == SIGUSR2 {
+                    logger.notice("restarted: draining")
+                } else {
+                    logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
+                    notifier.stopping()
+                }
+                context.drain.begin()
             }
-            context.drain.begin()
             server.shutdown()
         }
         if !setup.isWorker { print("listening on \(server.serverAddress)") }

@@ -1,0 +1,41 @@
+import Glibc
+
+/// Keeps the library's own helper threads and a `ForkingMode` fork apart.
+///
+/// A child forked while another thread holds a lock of the Swift runtime, of swift-log or of stdio inherits
+/// that lock held, with no thread to release it, and deadlocks when it needs it. `ForkingMode` forks with
+/// `fork()` here; threads the library starts for its own work while a server may fork (the re-execution of
+/// `ProcessRestart`, a demo's shutdown notice) run that work inside `excludingForks(_:)`, so no fork happens
+/// meanwhile: the serving thread waits (connections queue in the backlog). Never call `shutdown()` inside,
+/// which waits for a serving thread that may be waiting here.
+///
+/// A plain pthread mutex (ThreadSanitizer sees it): the child of `fork()` leaves its copy locked and never
+/// touches it again, which an owner-checking `Mutex` would not allow.
+package enum ForkExclusion {
+    private static let mutex: Mutex = Mutex()
+
+    /// `fork(2)` while no excluding work runs; unlocked again in the parent only.
+    package static func fork() -> pid_t {
+        pthread_mutex_lock(mutex.raw)
+        let pid = Glibc.fork()
+        if pid != 0 { pthread_mutex_unlock(mutex.raw) }
+        return pid
+    }
+
+    /// Runs `body` while no `ForkingMode` fork can start.
+    package static func excludingForks<Result>(_ body: () throws -> Result) rethrows -> Result {
+        pthread_mutex_lock(mutex.raw)
+        defer { pthread_mutex_unlock(mutex.raw) }
+        return try body()
+    }
+
+    /// A process-lifetime pthread mutex.
+    private final class Mutex: @unchecked Sendable {
+        let raw: UnsafeMutablePointer<pthread_mutex_t>
+
+        init() {
+            raw = .allocate(capacity: 1)
+            pthread_mutex_init(raw, nil)
+        }
+    }
+}
