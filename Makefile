@@ -2,7 +2,7 @@
 # Both install what is missing first, so they work on a fresh Debian machine.
 
 SWIFT ?= swift
-APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk
+APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk haproxy libssl-dev openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps test test-tsan perf perf-full docs build clean
@@ -14,11 +14,14 @@ deps:
 	command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev pkg-config"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v objcopy >/dev/null || missing="$$missing binutils"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -12,13 +12,19 @@ let package = Package(
     name: "SocketServer",
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
+        // Optional: TLS and mutual TLS for every stream mode, on the system OpenSSL 3 (libssl-dev).
+        .library(name: "SocketServerTLS", targets: ["SocketServerTLS"]),
         .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
+        // Optional integrations: the core product depends on none of their packages.
+        .library(name: "SocketServerLifecycle", targets: ["SocketServerLifecycle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // `make docs`: swift package generate-documentation --target SocketServer (a command plugin only).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // Only for SocketServerLifecycle (and its example and tests).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,12 +46,61 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The system OpenSSL 3 (libssl and libcrypto), found through pkg-config; only SocketServerTLS uses it.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // OpenSSL's function-like macros (SSL_set_mode, SSL_CTX_set_options, SSL_OP_*, ...) as C functions.
+        .target(name: "CSocketServerTLSShims", dependencies: ["COpenSSL"]),
+        .target(
+            name: "SocketServerTLS",
+            dependencies: [
+                "SocketServer",
+                "COpenSSL",
+                "CSocketServerTLSShims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "SocketServerDemo",
             dependencies: [
                 "SocketServer",
                 "CSocketServerShims",
+                "SocketServerTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Any server as a swift-service-lifecycle `Service`.
+        .target(
+            name: "SocketServerLifecycle",
+            dependencies: [
+                "SocketServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A line-echo server run by a ServiceGroup (SIGTERM: graceful, SIGINT: cancel), for the lifecycle tests.
+        .executableTarget(
+            name: "SocketServerLifecycleExample",
+            dependencies: [
+                "SocketServerLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketServerLifecycleTests",
+            dependencies: [
+                "SocketServerLifecycle",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -55,6 +110,13 @@ let package = Package(
         .testTarget(
             name: "SocketServerTests",
             dependencies: ["SocketServer", "CAllocationCounter"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketServerTLSTests",
+            dependencies: [
+                "SocketServer", "SocketServerTLS", "CAllocationCounter", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Sees the library as users do (plain `import`): the README's examples and a third-party mode.

@@ -27,6 +27,7 @@ let package = Package(
         ),
         .executableTarget(name: "FuzzHTTPHead", dependencies: ["FuzzSupport", "DemoHTTP", .product(name: "SocketServer", package: "SocketServer")]),
         .executableTarget(name: "FuzzStaticPath", dependencies: ["FuzzSupport", "DemoHTTP"]),
+        .executableTarget(name: "FuzzProxyHeader", dependencies: ["FuzzSupport", .product(name: "SocketServer", package: "SocketServer")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -64,3 +64,13 @@ long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, 
     *offset = (long long)position;
     return (long long)sent;
 }
+
+int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}

@@ -261,6 +261,16 @@ struct AsyncDatagramTests {
         before.expectNothingLeft()
     }
 
+    @Test("a server adopting a bound datagram socket (as from systemd) serves it with an async handler")
+    func adopting() throws {
+        let listener = try Socket(family: .inet, type: .datagram)
+        try listener.bind(to: .loopback())
+        let server = try UDPServer(adopting: listener, asyncHandler: AsyncDatagramEcho.self, configuration: .init(loops: 1))
+        try withServing(server) { server throws in
+            #expect(try datagramRoundTrip(to: server.serverAddress, "adopted") == "adopted")
+        }
+    }
+
     @Test("an async datagram handler on a stream server, or a stream one on a datagram server, is refused")
     func mismatch() throws {
         #expect(throws: SocketServerError.self) {

@@ -95,6 +95,39 @@ final class SlowAnswerHandler: DependentAsyncStreamRequestHandler<AsyncObservati
     }
 }
 
+/// Echoes lines; `fail` makes `handle()` throw, for `handleError`.
+final class AsyncFailingEcho: AsyncStreamRequestHandler {
+    struct Refused: Error, CustomStringConvertible {
+        var description: String { "the handler refused the line" }
+    }
+
+    override func handle() async throws {
+        for try await line in rfile.lines {
+            if line == Array("fail\n".utf8) { throw Refused() }
+            try await wfile.write(line)
+        }
+    }
+}
+
+/// Records the hooks an async-mode server runs; refuses its second connection in `verifyRequest`.
+final class AsyncHookServer: TCPServer, @unchecked Sendable {
+    let calls = CallLog()
+    private let verified = Atomic(0)
+
+    override func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
+        verified.add(1, ordering: .sequentiallyConsistent).newValue != 2
+    }
+
+    override func handleError(_ error: any Error, clientAddress: SocketAddress) {
+        calls.record("handleError \(error)")
+    }
+
+    override func shutdownRequest(_ request: Request) {
+        calls.record("shutdownRequest")
+        super.shutdownRequest(request)
+    }
+}
+
 private func quietLogger() -> Logger {
     Logger(label: "async-test") { _ in SwiftLogNoOpLogHandler() }
 }
@@ -318,6 +351,71 @@ struct AsyncModeTests {
         let perMessage = Double(allocations) / 10_000
         print("async mode: \(allocations) heap allocations over 10,000 echoes (\(perMessage) per message)")
         #expect(perMessage <= 2)
+    }
+
+    @Test("the hooks: verifyRequest refuses, a handler's error reaches handleError, shutdownRequest ends each one")
+    func hooksAndFactory() throws {
+        let made = Atomic(0)
+        let server = try AsyncHookServer(
+            .loopback(), configuration: .init(loops: 2),
+            makeAsyncHandler: { context in
+                made.add(1, ordering: .sequentiallyConsistent)
+                return AsyncFailingEcho(context)
+            })
+        try withServing(server) { server throws in
+            let first = try TestClient(connectingTo: server.serverAddress)
+            defer { first.close() }
+            try first.send("one\n")
+            #expect(try first.readLine() == "one\n")
+            let refused = try TestClient(connectingTo: server.serverAddress)
+            defer { refused.close() }
+            #expect(try refused.readToEnd() == "", "verifyRequest refused the second connection")
+            try first.send("fail\n")
+            #expect(try first.readToEnd() == "", "the handler's error closed its connection")
+            let third = try TestClient(connectingTo: server.serverAddress)
+            defer { third.close() }
+            try third.send("three\n")
+            #expect(try third.readLine() == "three\n")
+            try third.socket.shutdown(.write)
+            #expect(try third.readToEnd() == "")
+            #expect(eventually { server.calls.count("shutdownRequest") == 3 })
+        }
+        #expect(made.load(ordering: .sequentiallyConsistent) == 2, "the factory ran for each accepted connection")
+        #expect(server.calls.all.filter { $0.hasPrefix("handleError") } == ["handleError the handler refused the line"])
+    }
+
+    @Test("maxConnections: at the limit the server stops accepting until one closes")
+    func maxConnections() throws {
+        let server = try AcceptCountingServer(
+            .loopback(), asyncHandler: AsyncLineEcho.self, configuration: .init(loops: 1, maxConnections: 2))
+        try withServing(server) { server throws in
+            let first = try TestClient(connectingTo: server.serverAddress)
+            let second = try TestClient(connectingTo: server.serverAddress)
+            defer { second.close() }
+            for (client, line) in [(first, "1\n"), (second, "2\n")] {
+                try client.send(line)
+                #expect(try client.readLine() == line)
+            }
+            let third = try TestClient(connectingTo: server.serverAddress)
+            defer { third.close() }
+            try third.send("3\n")
+            #expect(server.waitForLoopToPassTheBacklog(), "the serving loop stopped")
+            #expect(server.accepted == 2)
+            #expect(!isReadable(third.socket), "the third connection was answered")
+            first.close()
+            #expect(try third.readLine() == "3\n")
+        }
+    }
+
+    @Test("echo over IPv6", .enabled(if: ipv6LoopbackAvailable, "::1 cannot be bound on this machine"))
+    func echoIPv6() throws {
+        let server = try TCPServer(.loopbackIPv6(), asyncHandler: AsyncLineEcho.self, configuration: .init(loops: 1))
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            defer { client.close() }
+            try client.send("six\n")
+            #expect(try client.readLine() == "six\n")
+        }
     }
 
     @Test("server.run() serves until its task is cancelled, then closes, in every mode")

@@ -63,7 +63,7 @@ struct DemoHarnessError: Error, CustomStringConvertible {
 
 /// Starts `arguments[0]` (searched on the PATH) with the given standard descriptors, in a new process group
 /// when `newGroup`, with default signal handling and no descriptor but 0, 1 and 2 inherited.
-private func spawnProcess(
+func spawnProcess(
     _ arguments: [String],
     stdin: Int32,
     stdout: Int32,
@@ -111,7 +111,7 @@ private func spawnProcess(
 
 /// Waits for `pid` to exit, up to `timeout`; returns its exit status (128 + signal when killed), or nil
 /// when it is still running.
-private func waitForProcessExit(_ pid: pid_t, timeout: Duration) -> Int32? {
+func waitForProcessExit(_ pid: pid_t, timeout: Duration) -> Int32? {
     let deadline = ContinuousClock.now + timeout
     while true {
         var status: Int32 = 0

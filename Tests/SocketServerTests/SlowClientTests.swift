@@ -86,7 +86,8 @@ private func makeMode(_ name: String) -> any ConcurrencyMode {
 private let slowClientsAvailable = access("/usr/bin/socat", X_OK) == 0 || access("/bin/socat", X_OK) == 0
 
 @Suite(
-    "Slow clients: requestTimeout bounds a request's whole duration in every blocking mode", .serialized,
+    "Slow clients in every mode: requestTimeout bounds the blocking modes; event and async lose only buffers",
+    .serialized,
     .enabled(if: slowClientsAvailable, "socat is not installed (make deps installs it)"))
 struct SlowClientTests {
     @Test("a slowloris (a byte every 0.4 s, no newline) is cut off at the deadline; the server serves on",
@@ -155,6 +156,32 @@ struct SlowClientTests {
         let cutOff = store.all.filter { "\($0.2["socketserver.error"] ?? "")".contains("past the request deadline") }
         #expect(cutOff.count >= 2, "slow clients were cut off at the deadline")
         #expect(cutOff.allSatisfy { $0.0 == .info })
+    }
+
+    @Test("event and async modes: 20 slow clients cost only their buffers; quick clients are served at once",
+          arguments: ["event", "async"])
+    func loopModesServeQuickClientsUnderSlowloris(mode name: String) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        // One loop, no deadline: the slow clients stay connected, sending a byte every 0.4 s (within the
+        // idle timeout), and never hold the loop.
+        let configuration = EventMode.Configuration(loops: 1, idleTimeout: .seconds(5))
+        let server =
+            name == "event"
+            ? try TCPServer(.loopback(), eventHandler: EventLineEcho.self, configuration: configuration)
+            : try TCPServer(.loopback(), asyncHandler: AsyncLineEcho.self, configuration: configuration)
+        try withServing(server) { server throws in
+            let port = server.serverAddress.port ?? 0
+            let attack = try BackgroundShell(
+                "for n in $(seq 20); do ( \(slowlorisScript(port: port, bytes: 60)) ) & done; wait")
+            defer { attack.stop() }
+            #expect(eventually { eventMode(of: server).connectionCount >= 20 }, "the slow clients are connected")
+            for index in 0..<5 {
+                #expect(try quickRoundTrip(port: port, in: directory, "quick\(index)") == "quick\(index)\n")
+            }
+            #expect(eventMode(of: server).connectionCount >= 20, "the slow clients are still connected")
+            #expect(attack.wait(within: .zero) == nil, "and still at it")
+        }
     }
 
     @Test("requestTimeout must be positive, and event and async modes refuse it")

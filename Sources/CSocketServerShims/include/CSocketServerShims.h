@@ -53,4 +53,25 @@ void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
 /// (EAGAIN when a non-blocking socket is full, or a blocking one's SO_SNDTIMEO expired).
 long long CSocketServerShims_sendfile(int out_fd, int in_fd, long long *offset, size_t count);
 
+/// Starts `path` as a new process that inherits `fds` as descriptors 3, 4, ... (in that order, close-on-exec
+/// cleared), the systemd socket-activation layout: fork(2), then in the child only async-signal-safe calls
+/// (fcntl, dup2, sigprocmask, prctl, getpid, execve). Before execve the child writes its own pid, in decimal
+/// and NUL-terminated, into `pid_text` (`pid_text_size` bytes, normally the value part of a "LISTEN_PID="
+/// string inside `envp`), empties its signal mask and, when `parent_death_signal` is not 0, asks for that
+/// signal when the calling thread exits (PR_SET_PDEATHSIG). Returns the child's pid once execve succeeded,
+/// or -1 with errno set (from fork, or the child's failed execve, in which case the child is reaped).
+int CSocketServerShims_spawn_inheriting(const char *path, char *const argv[], char *const envp[], const int *fds,
+                                        int count, char *pid_text, size_t pid_text_size, int parent_death_signal);
+
+/// The process environment (`environ`), which Swift 6 will not read as a global.
+char **CSocketServerShims_environment(void);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, on): orphaned descendants are re-parented to this process. Returns 0, or -1
+/// with errno set. Used by the tests of processes that re-execute themselves.
+int CSocketServerShims_set_child_subreaper(int on);
+
+/// getsockopt(2) of SO_PEERCRED (struct ucred needs _GNU_SOURCE): the connected Unix peer's pid, uid and
+/// gid. Returns 0, or -1 with errno set.
+int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+
 #endif

@@ -208,9 +208,9 @@ final class AsyncConnectionDriver: EventStreamHandler {
 
     /// Sends a file region (queued behind earlier output); returns whether the caller must wait for it
     /// to drain, as `writeNow`.
-    func sendFileNow(_ region: FileRegion) throws -> Bool {
+    func sendFileNow(_ region: FileRegion, after header: [UInt8]) throws -> Bool {
         guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
-        guard connection.sendFile(region) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
+        guard connection.sendFile(region, after: header) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
         return !connection.isWritable
     }
 

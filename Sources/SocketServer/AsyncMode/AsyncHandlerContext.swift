@@ -9,6 +9,9 @@ public struct AsyncHandlerContext {
         self.driver = driver
     }
 
+    /// The connection's socket, for a security layer's view of it; nil before the connection opened.
+    package var socket: Socket? { driver.connection?.socket }
+
     /// The peer's address.
     public var clientAddress: SocketAddress { driver.clientAddress }
 

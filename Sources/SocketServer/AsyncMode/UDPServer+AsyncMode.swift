@@ -77,3 +77,22 @@ extension TCPServer {
         )
     }
 }
+
+extension TCPServer {
+    /// Creates a datagram server around `listener` (a bound datagram socket, for example one inherited from
+    /// systemd) whose datagrams are each answered by an instance of `asyncHandler` on the event loops; see
+    /// `init(adopting:configuration:mode:logger:makeHandler:)`.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public convenience init(
+        adopting listener: Socket,
+        asyncHandler: AsyncDatagramRequestHandler.Type,
+        configuration: EventMode.Configuration = EventMode.Configuration(),
+        serverConfiguration: ServerConfiguration = ServerConfiguration(),
+        logger: Logger? = nil
+    ) throws {
+        try self.init(
+            adopting: listener, configuration: serverConfiguration,
+            mode: EventMode(configuration: configuration, makeAsyncDatagramHandler: { context in asyncHandler.init(context) }),
+            logger: logger, makeHandler: nil)
+    }
+}

@@ -122,10 +122,18 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             if let limit = connectionLimit, open >= limit { server.refreshAccepting() }
             // The task does not retain the server (see `UnretainedServer`).
             let unretained = UnretainedServer(server)
+            let proxyProtocol = server.proxyProtocolSettings
             let accepted = worker.loop.execute {
-                let context = EventHandlerContext(
-                    clientAddress: clientAddress, loopIndex: worker.index, server: unretained, loop: worker.loop)
-                worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: makeHandler(context))
+                guard let proxyProtocol else {
+                    let context = EventHandlerContext(
+                        clientAddress: clientAddress, loopIndex: worker.index, server: unretained, loop: worker.loop)
+                    worker.adopt(socket, clientAddress: clientAddress, server: unretained, handler: makeHandler(context))
+                    return
+                }
+                worker.readProxyHeader(of: socket, peer: clientAddress, configuration: proxyProtocol, server: unretained) {
+                    Self.adoptAfterProxyHeader(
+                        socket, clientAddress: $0, worker: worker, server: unretained, makeHandler: makeHandler)
+                }
             }
             guard accepted else {
                 openConnections.wrappingSubtract(1, ordering: .relaxed)
@@ -181,7 +189,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         for worker in current.workers {
             worker.loop.execute { worker.noticeShutdown() }
         }
-        if openConnections.load(ordering: .sequentiallyConsistent) > 0 {
+        if openConnections.load(ordering: .sequentiallyConsistent) > 0 && !server.closesImmediately {
             _ = semaphore.wait(timeout: .now() + configuration.shutdownTimeout.dispatchInterval)
         }
         if case .asyncDatagram(let dispatcher) = handling { dispatcher.cancelAll() }
@@ -191,6 +199,31 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         current.group.shutdown()
         drained.withLock { $0 = nil }
         isClosing.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    /// The rest of `processRequest` for a connection whose PROXY header gave `clientAddress`: `verifyRequest`
+    /// (here, on the loop, with the client's address), then the handler. Runs on the worker's loop.
+    private static func adoptAfterProxyHeader(
+        _ socket: Socket,
+        clientAddress: SocketAddress,
+        worker: EventWorker,
+        server: UnretainedServer,
+        makeHandler: @Sendable (EventHandlerContext) -> EventStreamHandler
+    ) {
+        let verified = server.with { server -> Bool in
+            // A secured connection is verified after its handshake, which follows the header (StreamConnection).
+            if server.connectionSecurity != nil { return true }
+            do {
+                if try server.verifyRequest(.stream(socket), clientAddress: clientAddress) { return true }
+            } catch {
+                server.handleError(error, clientAddress: clientAddress)
+            }
+            server.shutdownRequest(.stream(socket))
+            return false
+        }
+        guard verified else { return worker.proxyHeaderConnectionClosed(server: server) }
+        let context = EventHandlerContext(clientAddress: clientAddress, loopIndex: worker.index, server: server, loop: worker.loop)
+        worker.adopt(socket, clientAddress: clientAddress, server: server, handler: makeHandler(context))
     }
 
     /// Called by a worker, on its thread, when one of its connections has closed (and when an async datagram

@@ -27,7 +27,12 @@ final class EventWorker: @unchecked Sendable {
     private unowned(unsafe) let mode: EventMode
     private var connections: [StreamConnection] = []
     /// Set by `closeAll`: the loop is about to stop, so a connection handed over later is closed at once.
-    private var isClosed = false
+    private(set) var isClosed = false
+    /// Connections still sending their PROXY header (no handler yet).
+    var pendingProxyHeaders: [ProxyHeaderWait] = []
+    /// Header waits that have ended, kept until the next one starts so that none is freed inside its own
+    /// event's callback.
+    var retiredProxyHeaderWaits: [ProxyHeaderWait] = []
 
     init(loop: EventLoop, index: Int, mode: EventMode) {
         self.loop = loop
@@ -40,9 +45,33 @@ final class EventWorker: @unchecked Sendable {
         self.stagingBuffer = .allocate(byteCount: max(mode.configuration.readChunkSize, 64 * 1024), alignment: 16)
     }
 
+    /// Where a connection's transport (TLS) puts the bytes it produced before they are sent: allocated on
+    /// first use, so a loop without secured connections never has it.
+    private var transportBufferStorage: UnsafeMutableRawBufferPointer?
+    /// The loop's handshake timeout, registered on first use (see `timeout(_:)`).
+    private var handshakeTimeout: (duration: Duration, timeout: LoopTimeout?)?
+
     deinit {
         receiveBuffer.deallocate()
         stagingBuffer.deallocate()
+        transportBufferStorage?.deallocate()
+    }
+
+    /// The transports' output buffer; on the loop's thread.
+    var transportBuffer: UnsafeMutableRawBufferPointer {
+        if let transportBufferStorage { return transportBufferStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        transportBufferStorage = buffer
+        return buffer
+    }
+
+    /// `duration` as a common timeout of this loop (the handshake timeout of secured connections), cached
+    /// for the last duration asked for; on the loop's thread.
+    func timeout(_ duration: Duration) -> LoopTimeout? {
+        if let handshakeTimeout, handshakeTimeout.duration == duration { return handshakeTimeout.timeout }
+        let timeout = LoopTimeout(duration, on: loop)
+        handshakeTimeout = (duration, timeout)
+        return timeout
     }
 
     /// Whether `bytes` lie inside `receiveBuffer`, which stays valid until the current callback returns.
@@ -62,12 +91,25 @@ final class EventWorker: @unchecked Sendable {
             mode.connectionClosed(server: server)
             return
         }
+        let transport: (any EventStreamTransport)?
+        do {
+            transport = try server.with { $0.connectionSecurity }?.makeEventTransport(
+                for: socket, clientAddress: clientAddress)
+        } catch {
+            server.with {
+                $0.handleError(error, clientAddress: clientAddress)
+                $0.shutdownRequest(.stream(socket))
+            }
+            mode.connectionClosed(server: server)
+            return
+        }
         let connection = StreamConnection(
             socket: socket,
             clientAddress: clientAddress,
             server: server,
             handler: handler,
-            worker: self
+            worker: self,
+            transport: transport
         )
         connection.registryIndex = connections.count
         connections.append(connection)
@@ -82,6 +124,7 @@ final class EventWorker: @unchecked Sendable {
 
     /// Tells every handler that the server is closing. Runs on the loop's thread.
     func noticeShutdown() {
+        cancelProxyHeaderWaits(EventModeError.shutdownDeadlineExpired)
         for connection in connections {
             connection.noticeShutdown()
         }
@@ -90,9 +133,16 @@ final class EventWorker: @unchecked Sendable {
     /// Closes every connection left, dropping queued output. Runs on the loop's thread.
     func closeAll(_ error: any Error) {
         isClosed = true
+        cancelProxyHeaderWaits(error)
+        retiredProxyHeaderWaits.removeAll()
         while let connection = connections.last {
             connection.forceClose(error)
         }
+    }
+
+    /// A connection that never got past its PROXY header has closed. Runs on the loop's thread.
+    func proxyHeaderConnectionClosed(server: UnretainedServer) {
+        mode.connectionClosed(server: server)
     }
 
     /// Forgets a closed connection. Runs on the loop's thread.
@@ -106,5 +156,50 @@ final class EventWorker: @unchecked Sendable {
         }
         connection.registryIndex = -1
         mode.connectionClosed(server: connection.server)
+    }
+}
+
+extension EventWorker {
+    /// Reads a connection's PROXY header on this loop, then calls `onHeader` with the client's address;
+    /// a bad, late or untrusted header closes the connection (reported to `handleError`). Runs on the loop's
+    /// thread.
+    func readProxyHeader(
+        of socket: Socket,
+        peer: SocketAddress,
+        configuration: ProxyProtocolConfiguration,
+        server: UnretainedServer,
+        onHeader: @escaping (SocketAddress) -> Void
+    ) {
+        retiredProxyHeaderWaits.removeAll()
+        guard !isClosed else {
+            server.with { $0.shutdownRequest(.stream(socket)) }
+            proxyHeaderConnectionClosed(server: server)
+            return
+        }
+        let wait = ProxyHeaderWait(
+            socket: socket, peer: peer, configuration: configuration, server: server, worker: self, onHeader: onHeader)
+        wait.registryIndex = pendingProxyHeaders.count
+        pendingProxyHeaders.append(wait)
+        wait.start(trusted: configuration.trusts(peer))
+    }
+
+    /// Removes a finished header wait from the list. Runs on the loop's thread.
+    func forgetProxyHeaderWait(_ wait: ProxyHeaderWait) {
+        let index = wait.registryIndex
+        guard index >= 0, index < pendingProxyHeaders.count, pendingProxyHeaders[index] === wait else { return }
+        let last = pendingProxyHeaders.removeLast()
+        if last !== wait {
+            pendingProxyHeaders[index] = last
+            last.registryIndex = index
+        }
+        wait.registryIndex = -1
+        retiredProxyHeaderWaits.append(wait)
+    }
+
+    /// Closes every connection still sending its header: nothing was served on them yet.
+    func cancelProxyHeaderWaits(_ error: any Error) {
+        while let wait = pendingProxyHeaders.last {
+            wait.cancel(error)
+        }
     }
 }

@@ -55,14 +55,22 @@ final class StreamConnection: SocketEventTarget {
     @exclusivity(unchecked) private var isPausedByHandler = false
     @exclusivity(unchecked) private var isPausedByOutput = false
     @exclusivity(unchecked) private var needsRedelivery = false
+    /// The security layer's byte transform (TLS), nil for a plain connection: see `EventStreamTransport`.
+    private let transport: (any EventStreamTransport)?
+    /// Whether the handler's `connectionOpened` ran (at once, or after a transport's handshake).
+    @exclusivity(unchecked) private var isHandlerOpened = false
+    /// Whether the transport produced its end of session (close_notify).
+    @exclusivity(unchecked) private var isTransportClosed = false
 
     init(
         socket: Socket,
         clientAddress: SocketAddress,
         server: UnretainedServer,
         handler: EventStreamHandler,
-        worker: EventWorker
+        worker: EventWorker,
+        transport: (any EventStreamTransport)? = nil
     ) {
+        self.transport = transport
         self.socket = socket
         self.descriptor = socket.fileDescriptor
         self.clientAddress = clientAddress
@@ -77,7 +85,13 @@ final class StreamConnection: SocketEventTarget {
     /// Registers with the loop and tells the handler; false when the loop could not take the descriptor.
     func open() -> Bool {
         guard events.attach(loop: worker.loop, descriptor: descriptor, target: self) else { return false }
+        if transport != nil {
+            // The handler is opened once the handshake is done; until then only the handshake timeout runs.
+            inCallback {}
+            return true
+        }
         inCallback {
+            isHandlerOpened = true
             if let handler { try handler.connectionOpened(EventConnection(self)) }
         }
         return true
@@ -85,7 +99,14 @@ final class StreamConnection: SocketEventTarget {
 
     /// The server is closing: tell the handler, which may close the connection early.
     func noticeShutdown() {
-        inCallback { handler?.serverShuttingDown(EventConnection(self)) }
+        inCallback {
+            // Still in its transport's handshake: nothing to finish, so the connection just closes.
+            guard isHandlerOpened else {
+                if state == .open { state = .closing }
+                return
+            }
+            handler?.serverShuttingDown(EventConnection(self))
+        }
     }
 
     /// Closes at once, dropping queued output (the shutdown deadline expired).
@@ -96,7 +117,11 @@ final class StreamConnection: SocketEventTarget {
     // MARK: - Loop callbacks
 
     override func socketReadable() {
-        inCallback(receive)
+        if let transport {
+            inCallback { try receiveSecured(transport) }
+        } else {
+            inCallback(receive)
+        }
     }
 
     override func socketWritable() {
@@ -105,6 +130,10 @@ final class StreamConnection: SocketEventTarget {
 
     override func socketTimedOut() {
         inCallback {
+            if let transport, !transport.isEstablished {
+                self.report(transport.handshakeTimedOut)
+                return
+            }
             // A connection already closing (its farewell not taken by the peer) is dropped now.
             if state == .open, let handler, handler.idleTimeoutExpired(on: EventConnection(self)) {
                 closeReason = EventModeError.idleTimeout
@@ -177,26 +206,54 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// Sends what this callback held back; queues what the socket does not take.
-    private func flushPending() {
+    /// With `moreComing`, the bytes are flagged `MSG_MORE` (a file follows at once).
+    private func flushPending(moreComing: Bool = false) {
         if worker.runCount > 0, let run = worker.runStart {
             let count = worker.runCount
             worker.runCount = 0
             worker.runStart = nil
-            _ = sendOrQueue(UnsafeRawBufferPointer(start: run, count: count))
+            _ = sendOrQueue(UnsafeRawBufferPointer(start: run, count: count), moreComing: moreComing)
         }
         let staged = worker.stagedCount
         guard staged > 0 else { return }
         worker.stagedCount = 0
-        _ = sendOrQueue(UnsafeRawBufferPointer(rebasing: worker.stagingBuffer[0..<staged]))
+        _ = sendOrQueue(UnsafeRawBufferPointer(rebasing: worker.stagingBuffer[0..<staged]), moreComing: moreComing)
     }
 
     /// Sends directly when nothing is queued, and queues the rest (or everything, behind queued output).
-    private func sendOrQueue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func sendOrQueue(_ bytes: UnsafeRawBufferPointer, moreComing: Bool = false) -> Bool {
+        if let transport, bytes.count > 0 {
+            do {
+                try transport.encode(bytes)
+            } catch {
+                fail(error)
+                return false
+            }
+            return sendTransportOutput()
+        }
+        return sendOrQueueRaw(bytes, moreComing: moreComing)
+    }
+
+    /// Sends (or queues) what the transport produced.
+    private func sendTransportOutput() -> Bool {
+        guard let transport else { return true }
+        let buffer = worker.transportBuffer
+        while transport.pendingOutputCount > 0 {
+            let count = transport.takeOutput(into: buffer)
+            guard count > 0 else { break }
+            guard sendOrQueueRaw(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) else { return false }
+        }
+        return true
+    }
+
+    /// Sends bytes as they are on the wire when nothing is queued, and queues the rest.
+    private func sendOrQueueRaw(_ bytes: UnsafeRawBufferPointer, moreComing: Bool = false) -> Bool {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
         var sent = 0
         if output.isEmpty && files.isEmpty {
+            let flags = Int32(MSG_NOSIGNAL | MSG_DONTWAIT) | (moreComing ? Int32(MSG_MORE) : 0)
             while sent < bytes.count {
-                let count = send(descriptor, base + sent, bytes.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                let count = send(descriptor, base + sent, bytes.count - sent, flags)
                 if count > 0 {
                     sent += count
                     if sent < bytes.count { break }  // the socket buffer is full; do not ask again
@@ -234,15 +291,31 @@ final class StreamConnection: SocketEventTarget {
     /// Sends `region` with `sendfile(2)` after what was written before it: what the socket takes now goes
     /// out at once, the rest is queued and sent as the peer reads (no memory beyond a small record), and
     /// bytes written later wait behind it. False when the connection no longer takes writes.
-    func sendFile(_ region: FileRegion) -> Bool {
+    func sendFile(_ region: FileRegion, after header: UnsafeRawBufferPointer) -> Bool {
         assertOnLoop()
         guard state == .open, failure == nil else { return false }
-        guard !region.isEmpty else { return true }
+        // What was held back and the header go first, flagged MSG_MORE: the file's first bytes join them.
+        let moreComing = !region.isEmpty
         if isInCallback {
-            flushPending()  // what was held back goes first
+            flushPending(moreComing: moreComing || !header.isEmpty)
             if failure != nil { return false }
         }
+        guard sendOrQueue(header, moreComing: moreComing) else { return false }
+        guard !region.isEmpty else { return true }
         var region = region
+        if transport != nil {
+            // `sendfile` would bypass the transport (TLS): the file goes through it like any write, so it
+            // counts against `maxBufferedOutput`.
+            do {
+                try region.copyChunks { chunk in
+                    guard sendOrQueue(chunk) else { throw EventModeError.outputLimitExceeded(limit: worker.configuration.maxBufferedOutput) }
+                }
+            } catch {
+                fail(error)
+                return false
+            }
+            return true
+        }
         if output.isEmpty && files.isEmpty {
             do {
                 // One call: it sends what the socket buffer takes; the rest waits for writability.
@@ -279,7 +352,7 @@ final class StreamConnection: SocketEventTarget {
         guard isPausedByHandler else { return }
         isPausedByHandler = false
         // Bytes kept while paused may already hold complete messages: offer them without waiting for more.
-        if !input.isEmpty { needsRedelivery = true }
+        if !input.isEmpty || transport?.hasPendingInput == true { needsRedelivery = true }
         if !isInCallback {
             if needsRedelivery { events.wakeWriter() } else { updateInterest() }
         }
@@ -346,11 +419,90 @@ final class StreamConnection: SocketEventTarget {
             try handler.bytesReceived(&view, on: EventConnection(self))
         } else {
             guard input.append(bytes) else { throw EventModeError.outOfMemory }
-            try redeliver()
+            try redeliverInput()
         }
     }
 
+    // MARK: - Secured connections (a transport between the socket and the handler)
+
+    /// Receives once into the loop's buffer and feeds the transport; advances the handshake (then runs
+    /// `verifyRequest` and opens the handler); delivers what it decodes.
+    private func receiveSecured(_ transport: any EventStreamTransport) throws {
+        guard state == .open, !receivedEndOfInput else { return }
+        let buffer = worker.receiveBuffer
+        var room = buffer.count
+        if !output.isEmpty {
+            room = min(room, max(worker.configuration.outputHighWatermark - output.count, 1))
+        }
+        let count = recv(descriptor, buffer.baseAddress, room, 0)
+        if count == 0 {
+            try endSecuredInput()
+            return
+        }
+        if count < 0 {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
+            fail(SocketError(operation: "recv", code: code))
+            return
+        }
+        try transport.feed(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+        if !transport.isEstablished {
+            let established = try transport.advanceHandshake()
+            guard sendTransportOutput(), established else { return }
+            // Verified only now, on this loop, so that `verifyRequest` sees what the handshake established.
+            let verified = try server.with { try $0.verifyRequest(.stream(socket), clientAddress: clientAddress) }
+            guard verified else {
+                state = .closing
+                return
+            }
+            isHandlerOpened = true
+            if let handler { try handler.connectionOpened(EventConnection(self)) }
+        }
+        try decodeAndDeliver(transport)
+    }
+
+    /// Delivers what the transport decodes, one chunk of the loop's buffer at a time, until it needs more
+    /// input, the handler pauses, or the connection stops being open. What a handler wrote from a chunk
+    /// leaves before the next chunk overwrites the buffer.
+    private func decodeAndDeliver(_ transport: any EventStreamTransport) throws {
+        let buffer = worker.receiveBuffer
+        while state == .open, failure == nil, !isPausedByHandler, !receivedEndOfInput {
+            guard let count = try transport.decode(into: buffer) else { break }
+            if count == 0 {
+                try endSecuredInput()
+                break
+            }
+            try deliver(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+            flushPending()
+        }
+        _ = sendTransportOutput()
+    }
+
+    /// The peer ended its input (end of file, or the transport's orderly end): the handler hears of it
+    /// with what is left, as on a plain connection; before the handshake completed the connection just
+    /// closes.
+    private func endSecuredInput() throws {
+        receivedEndOfInput = true
+        guard isHandlerOpened, let handler else {
+            state = .closing
+            return
+        }
+        var view = EventInput(input.readableBytes)
+        defer { input.consume(view.consumedCount) }
+        try handler.inputEnded(&view, on: EventConnection(self))
+    }
+
+    /// Offers kept input again (after `resumeReading`), then, on a secured connection, what the transport
+    /// still holds.
     private func redeliver() throws {
+        try redeliverInput()
+        if let transport, state == .open, !isPausedByHandler {
+            flushPending()
+            try decodeAndDeliver(transport)
+        }
+    }
+
+    private func redeliverInput() throws {
         guard let handler, !input.isEmpty else { return }
         var view = EventInput(input.readableBytes)
         defer { input.consume(view.consumedCount) }
@@ -441,6 +593,15 @@ final class StreamConnection: SocketEventTarget {
         }
         if state == .closing {
             input.release()
+            if let transport, transport.isEstablished, !isTransportClosed {
+                isTransportClosed = true
+                transport.close()
+                _ = sendTransportOutput()
+                if failure != nil {
+                    settle()
+                    return
+                }
+            }
             if !hasPendingOutput {
                 finalize(error: nil)
                 return
@@ -462,7 +623,9 @@ final class StreamConnection: SocketEventTarget {
             isPausedByOutput = true
         }
         let reading = state == .open && !receivedEndOfInput && !isPausedByHandler && !isPausedByOutput
-        events.update(reading: reading, writing: hasPendingOutput, timeout: worker.idleTimeout)
+        var timeout = worker.idleTimeout
+        if let transport, !transport.isEstablished { timeout = worker.timeout(transport.handshakeTimeout) }
+        events.update(reading: reading, writing: hasPendingOutput, timeout: timeout)
     }
 
     /// Removes the events before the descriptor is closed, tells the handler, and hands the socket back
@@ -478,7 +641,7 @@ final class StreamConnection: SocketEventTarget {
         trailerBytes = 0
         let handler = self.handler
         self.handler = nil
-        handler?.connectionClosed(EventConnection(self), error: error ?? closeReason)
+        if isHandlerOpened { handler?.connectionClosed(EventConnection(self), error: error ?? closeReason) }
         server.with { $0.shutdownRequest(.stream(socket)) }
         worker.remove(self)
     }

@@ -86,10 +86,13 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// - Returns: true when the server took the connection: do not use `connection`, `rfile` or `wfile`
     ///   again (the `shutdownRequest` ending this request finds it detached and leaves it open). False,
     ///   with the connection untouched, when it cannot be parked: `rfile` holds bytes already received (the
-    ///   next request is here: serve it), the flush failed, the server is not in `serveForever` (or is
+    ///   next request is here: serve it), the connection is carried by TLS (`isSecured`), the flush failed, the server is not in `serveForever` (or is
     ///   shutting down), or the request is not a connection.
     public func parkConnection(idleTimeout: Duration) -> Bool {
-        guard case .stream = request, !connection.isClosed, rfile.bufferedCount == 0 else { return false }
+        // A TLS connection is not parked: its session lives with this handler (and, forking, in this child).
+        guard case .stream = request, !connection.isClosed, !connection.isSecured, rfile.bufferedCount == 0 else {
+            return false
+        }
         do {
             try wfile.flush()
         } catch {

@@ -97,7 +97,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
     public func serverClose(server: BaseServer) {
         let (cancelled, workers, jobsAvailable) = state.withLock { state -> ([Job], [OSThread], DispatchSemaphore) in
             var cancelled: [Job] = []
-            if onClose == .cancel {
+            if onClose == .cancel || server.closesImmediately {
                 cancelled = Array(state.queue)
                 state.queue.removeAll()
             }

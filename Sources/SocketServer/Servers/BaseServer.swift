@@ -29,6 +29,9 @@ import Synchronization
 /// `handleError`, `shutdownRequest` and `closeRequest` run wherever the mode runs a request: the serving
 /// thread (synchronous), a handler thread (threading), a worker thread (pool), the child process (forking),
 /// or one of the event loops (event mode) — so, in every mode but synchronous, on several threads at once.
+/// Connections a handler parked between requests (`StreamRequestHandler.parkConnection(idleTimeout:)`)
+/// wait on the serving thread's loop: `processRequest` for their next request, and `shutdownRequest` or
+/// `closeRequest` when they idle out or the client closes, run on the serving thread.
 open class BaseServer: @unchecked Sendable {
     /// The address the server serves; after binding, the bound address (port 0 becomes the real port).
     public var serverAddress: SocketAddress
@@ -46,11 +49,16 @@ open class BaseServer: @unchecked Sendable {
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
     public var logger: Logger
+    /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
+    /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
+    package var proxyProtocolSettings: ProxyProtocolConfiguration?
     /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
     /// `serveForever` ignores it, as in Python.
     open var timeout: Duration?
 
     private let lifecycle = SanitizedMutex(Lifecycle())
+    private let closesImmediatelyFlag = Atomic(false)
+    private let securityStorage = SanitizedMutex<(any ConnectionSecurity)?>(nil)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
     /// Connections handed back between requests (`parkConnection`); see `BaseServer+Parking.swift`.
@@ -199,6 +207,23 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
+    /// Stops accepting now and lets `serveForever` return without waiting: the graceful half of a
+    /// swift-service-lifecycle shutdown (`SocketServerLifecycle`). Safe from any thread.
+    package func stopAccepting() {
+        requestShutdown()
+    }
+
+    /// Stops accepting and makes the coming `serverClose()` skip its drain (event-mode connections are
+    /// closed at once, a pool's queued requests dropped): a cancelled `SocketServerService`. Safe from any
+    /// thread, including a cancellation handler.
+    package func closeWithoutDrain() {
+        closesImmediatelyFlag.store(true, ordering: .sequentiallyConsistent)
+        requestShutdown()
+    }
+
+    /// Whether `closeWithoutDrain()` was called: read by the modes in `serverClose(server:)`.
+    package var closesImmediately: Bool { closesImmediatelyFlag.load(ordering: .sequentiallyConsistent) }
+
     /// Whether `serveForever` is running.
     public var isServing: Bool { lifecycle.withLock { $0.servingThread != nil } }
 
@@ -256,7 +281,13 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Decides whether to handle a request; returning false makes the server call `shutdownRequest` and
-    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode.
+    /// create no handler. Returns true. Runs on the serving thread, one call at a time, in every mode, except
+    /// on a stream server whose connections need work first: with `TCPServer.proxyProtocol` set it runs once
+    /// the PROXY header has given the original client's address, and with TLS (`SocketServerTLS`'s `useTLS`)
+    /// after the handshake (both: header, then handshake, then this). It then runs on the thread that runs the
+    /// request (the handler thread, worker, child, or the connection's event loop), so possibly on several
+    /// threads at once, and an error it throws goes to `handleError` and costs only that connection instead
+    /// of stopping `serveForever`.
     open func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         true
     }
@@ -275,6 +306,7 @@ open class BaseServer: @unchecked Sendable {
     /// - Throws: what the handler or factory throws; `SocketServerError.unexpectedRequest` for a server
     ///   whose mode makes its own handlers (an `EventMode` server never calls this).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard try secure(request, clientAddress: clientAddress) else { return }
         let handler: BaseRequestHandler
         switch handlerSource {
         case .type(let type):
@@ -285,6 +317,21 @@ open class BaseServer: @unchecked Sendable {
             throw SocketServerError.unexpectedRequest("\(type(of: self)) has no request handler: its mode makes its own")
         }
         try handler.run()
+    }
+
+    /// The security layer of a stream server (TLS, from `SocketServerTLS`), nil for a plain one. Set before
+    /// serving; any thread. See `ConnectionSecurity`.
+    package var connectionSecurity: (any ConnectionSecurity)? {
+        get { securityStorage.withLock { $0 } }
+        set { securityStorage.withLock { $0 = newValue } }
+    }
+
+    /// With a security layer, runs the handshake on the calling thread, then `verifyRequest`; false when
+    /// `verifyRequest` refused (the handler must not run).
+    private func secure(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
+        guard case .stream(let socket) = request, let security = connectionSecurity else { return true }
+        try security.secure(socket, clientAddress: clientAddress, server: self)
+        return try verifyRequest(request, clientAddress: clientAddress)
     }
 
     /// Ends a request; calls `closeRequest` here. Stream servers half-close the connection first.
@@ -514,7 +561,11 @@ open class BaseServer: @unchecked Sendable {
             return
         }
         isInBackoffEpisode = false
-        if try verifyRequest(request, clientAddress: clientAddress) {
+        // Behind a PROXY-protocol listener the peer is the proxy, and a secured connection has its handshake
+        // first: such a request is verified where it runs (`TCPServer.finishRequest`, `secure`, event mode),
+        // once its header and handshake are done.
+        let deferred = (proxyProtocolSettings != nil || connectionSecurity != nil) && request.isStream
+        if try deferred || verifyRequest(request, clientAddress: clientAddress) {
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

@@ -22,6 +22,8 @@ enum ClientFault {
             case .lineTooLong, .inputTooLong, .readLengthOutOfRange: self = .misbehaved
             default: return nil
             }
+        case is ProxyProtocolError:
+            self = .misbehaved
         case let error as EventModeError:
             switch error {
             case .idleTimeout, .inputLimitExceeded, .outputLimitExceeded, .shutdownDeadlineExpired:
@@ -29,6 +31,8 @@ enum ClientFault {
             case .outOfMemory:
                 return nil
             }
+        case is any PeerCausedError:
+            self = .misbehaved
         default:
             return nil
         }

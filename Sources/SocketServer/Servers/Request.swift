@@ -10,6 +10,12 @@ public enum Request: Sendable {
     /// Whatever a subclass's `getRequest()` produced, for servers whose requests are not sockets.
     case custom(any Sendable)
 
+    /// Whether this is a connection.
+    package var isStream: Bool {
+        if case .stream = self { return true }
+        return false
+    }
+
     /// The connection of a stream request, or the server socket of a datagram request; nil for custom ones.
     public var socket: Socket? {
         switch self {

@@ -35,6 +35,9 @@ public struct ServerConfiguration: Sendable, Hashable {
     /// The largest datagram a datagram server hands to a handler, 1 ... 16 MiB; longer ones are cut to
     /// exactly this size (Python's `max_packet_size`). Default 8192. Stream servers ignore it.
     public var maxPacketSize: Int
+    /// The PROXY protocol (v1/v2) for a stream server behind a load balancer; nil, the default, reads none.
+    /// Datagram servers refuse it. See `ProxyProtocolConfiguration`.
+    public var proxyProtocol: ProxyProtocolConfiguration?
 
     /// The largest `maxPacketSize` accepted: beyond any datagram Linux delivers, and a bounded buffer.
     public static let maxPacketSizeLimit = 16 << 20
@@ -47,7 +50,8 @@ public struct ServerConfiguration: Sendable, Hashable {
         dualStack: Bool = false,
         timeout: Duration? = nil,
         maxPacketSize: Int = 8192,
-        requestTimeout: Duration? = nil
+        requestTimeout: Duration? = nil,
+        proxyProtocol: ProxyProtocolConfiguration? = nil
     ) {
         self.allowReuseAddress = allowReuseAddress
         self.allowReusePort = allowReusePort
@@ -56,6 +60,7 @@ public struct ServerConfiguration: Sendable, Hashable {
         self.timeout = timeout
         self.maxPacketSize = maxPacketSize
         self.requestTimeout = requestTimeout
+        self.proxyProtocol = proxyProtocol
     }
 
     /// Checks every value; called by the server initialisers.
@@ -74,5 +79,6 @@ public struct ServerConfiguration: Sendable, Hashable {
             throw SocketServerError.invalidConfiguration(
                 "maxPacketSize \(maxPacketSize) is not in 1...\(Self.maxPacketSizeLimit)")
         }
+        try proxyProtocol?.validate()
     }
 }

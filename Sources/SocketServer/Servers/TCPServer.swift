@@ -14,6 +14,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
     /// The file a Unix socket leaves behind: removed when stale before binding, and on close.
     private let unixSocketFile = UnixSocketFile()
 
+    /// The families an adopted listener may have (`init(adopting:...)`): IPv4, IPv6 or Unix here, as a
+    /// `TCPServer` serves a Unix address too; the Unix classes narrow it to Unix.
+    class var requiredFamilies: Set<AddressFamily> { [.inet, .inet6, .unix] }
+
     /// Stream or datagram; fixed per class, as Python's `socket_type` class attribute.
     open class var socketType: SocketType { .stream }
 
@@ -84,12 +88,7 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         bindAndActivate: Bool = true,
         makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
     ) throws {
-        try configuration.validate()
-        try (mode as? EventMode)?.configuration.validate()
-        if configuration.requestTimeout != nil, mode is EventMode {
-            throw SocketServerError.invalidConfiguration(
-                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
-        }
+        try Self.checkSettings(configuration, mode: mode)
         if makeHandler == nil, !(mode is EventMode) {
             throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
         }
@@ -98,6 +97,49 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         super.init(serverAddress: serverAddress, mode: mode, logger: logger, makeHandler: makeHandler)
         self.configuration = configuration
         try bindIfAsked(bindAndActivate)
+    }
+
+    /// Creates a server around `listener`, a socket that is already bound (and, for a stream server,
+    /// listening): one this process inherited from systemd, a launcher or the process that re-executed it
+    /// (see `SocketActivation`), instead of creating and binding its own.
+    ///
+    /// The kernel is asked what the socket is (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`: a few system calls
+    /// on the calling thread); `serverAddress` becomes its bound address. A stream listener is switched to
+    /// non-blocking and a datagram socket to blocking, as the server's own would be (`O_NONBLOCK` belongs to
+    /// the open file, so every process sharing the socket sees the change). The server owns `listener` from
+    /// now on and closes it in `serverClose()`, but never removes a Unix socket's file: that belongs to
+    /// whoever bound it (systemd removes its own). The bind-time settings of `configuration` (reuse,
+    /// backlog, dual stack) were decided by that binder and are not applied; `timeout` and `maxPacketSize`
+    /// are. Do not call `serverBind()` or `serverActivate()` on such a server.
+    ///
+    /// - Parameters:
+    ///   - listener: the bound socket; `Socket(inheriting:)` makes one from a descriptor.
+    ///   - configuration: the settings; checked here.
+    ///   - mode: the concurrency mode; defaults to one request at a time.
+    ///   - logger: where `handleError` and the server's diagnostics go.
+    ///   - makeHandler: builds the handler for each request; nil when the mode makes its own (`EventMode`).
+    /// - Throws: `SocketServerError.invalidListener` when `listener` is closed, of the wrong type for this
+    ///   class (a datagram socket for a stream server, or the reverse), of a family the class does not serve
+    ///   (a `UnixStreamServer` needs a Unix socket), of another family than the object says, unbound, or a
+    ///   stream socket that does not listen; `.invalidConfiguration` or `.handlerMismatch` as the other
+    ///   initialisers. `listener` stays open when this throws.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: (any ConcurrencyMode)? = nil,
+        logger: Logger? = nil,
+        makeHandler: (@Sendable (HandlerContext) throws -> BaseRequestHandler)?
+    ) throws {
+        try Self.checkSettings(configuration, mode: mode)
+        if makeHandler == nil, !(mode is EventMode) {
+            throw SocketServerError.handlerMismatch("\(Self.self) needs a handler factory unless its mode is an EventMode")
+        }
+        try Self.checkHandler(BaseRequestHandler.self, mode: mode)
+        let boundAddress = try Self.checkAdoptable(listener)
+        socket = listener
+        super.init(serverAddress: boundAddress, mode: mode, logger: logger, makeHandler: makeHandler)
+        self.configuration = configuration
+        noteBound()
     }
 
     /// Creates the server as `init(_:handler:bindAndActivate:mode:)` does, with bind-time settings and a
@@ -159,7 +201,8 @@ open class TCPServer: BaseServer, @unchecked Sendable {
                 dualStack: dualStack,
                 timeout: timeout,
                 maxPacketSize: (self as? UDPServer)?.maxPacketSize ?? ServerConfiguration().maxPacketSize,
-                requestTimeout: requestTimeout
+                requestTimeout: requestTimeout,
+                proxyProtocol: proxyProtocol
             )
         }
         set {
@@ -170,7 +213,15 @@ open class TCPServer: BaseServer, @unchecked Sendable {
             timeout = newValue.timeout
             (self as? UDPServer)?.maxPacketSize = newValue.maxPacketSize
             requestTimeout = newValue.requestTimeout
+            proxyProtocol = newValue.proxyProtocol
         }
+    }
+
+    /// The PROXY protocol settings (`ServerConfiguration.proxyProtocol`): nil reads no header. Set it before
+    /// serving; a change while serving applies to connections accepted afterwards.
+    public var proxyProtocol: ProxyProtocolConfiguration? {
+        get { proxyProtocolSettings }
+        set { proxyProtocolSettings = newValue }
     }
 
     /// Binds and listens when asked; on failure closes everything and rethrows.
@@ -182,6 +233,21 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         } catch {
             serverClose()
             throw error
+        }
+    }
+
+    /// Checks the settings, the event mode's configuration, and the settings that do not fit this class or
+    /// mode (`requestTimeout` with an event mode, the PROXY protocol on a datagram server), before any
+    /// socket exists.
+    private static func checkSettings(_ configuration: ServerConfiguration, mode: (any ConcurrencyMode)?) throws {
+        try configuration.validate()
+        try (mode as? EventMode)?.configuration.validate()
+        if configuration.requestTimeout != nil, mode is EventMode {
+            throw SocketServerError.invalidConfiguration(
+                "requestTimeout applies to the blocking modes; event and async modes bound slow clients with idleTimeout and a handler's timeout")
+        }
+        if configuration.proxyProtocol != nil, socketType != .stream {
+            throw SocketServerError.invalidConfiguration("\(Self.self) is a datagram server: the PROXY protocol is for streams")
         }
     }
 
@@ -219,6 +285,12 @@ open class TCPServer: BaseServer, @unchecked Sendable {
                 "\(Self.self) is a datagram server; \(handler) is a StreamRequestHandler"
             )
         }
+    }
+
+    /// Forgets the Unix socket file this server bound without removing it: another process now serves the
+    /// same socket (it was handed over by `ProcessRestart`), so closing here must leave the path alone.
+    func relinquishSocketFile() {
+        unixSocketFile.release()
     }
 
     /// The address family of the socket.
@@ -295,9 +367,28 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         try Socket(family: serverAddress.family, type: socketType, nonBlocking: socketType == .stream)
     }
 
+    /// With `proxyProtocol` set, first reads the connection's PROXY header on this thread (under its
+    /// `headerTimeout`), then runs `verifyRequest` with the original client's address, then the handler with
+    /// it; otherwise just the handler (`BaseServer.finishRequest`). Runs on the thread or child that runs the
+    /// request. An override must call `super`, or the header reaches the handler as data.
+    /// - Throws: `ProxyProtocolError` for an untrusted peer or a bad header (the connection is then shut
+    ///   down unhandled); what `verifyRequest`, the factory or the handler throws.
+    open override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let proxyProtocol = proxyProtocolSettings, case .stream(let connection) = request else {
+            return try super.finishRequest(request, clientAddress: clientAddress)
+        }
+        let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
+        // With TLS, `super` verifies after the handshake (which follows the header), with this address.
+        if connectionSecurity == nil {
+            guard try verifyRequest(request, clientAddress: original) else { return }
+        }
+        try super.finishRequest(request, clientAddress: original)
+    }
+
     /// Half-closes the connection (the peer reads end of file), then closes it.
     open override func shutdownRequest(_ request: Request) {
         if case .stream(let connection) = request {
+            connection.transport?.shutdown()
             try? connection.shutdown(.write)
         }
         closeRequest(request)

@@ -14,6 +14,11 @@ final class UnixSocketFile: @unchecked Sendable {
         claimed = address
     }
 
+    /// Forgets the claimed path without removing its file (another process serves that socket now).
+    func release() {
+        claimed = nil
+    }
+
     /// Removes the claimed socket file, once.
     func remove() {
         Self.removeOwn(at: claimed)

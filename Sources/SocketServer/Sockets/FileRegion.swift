@@ -4,10 +4,11 @@ import Glibc
 /// A part of an open file to send on a connection with `sendfile(2)`: the kernel copies it from the page
 /// cache to the socket, with no read into user space.
 ///
-/// Give it to `RequestWriter.sendFile(_:)` (blocking handlers), `EventConnection.sendFile(_:)` (event mode)
-/// or `AsyncRequestWriter.sendFile(_:)` (async handlers). The region does not own the descriptor: `owner`,
-/// when given, is retained for as long as the region (or a connection that queued it) needs the
-/// descriptor, so an object that closes its descriptor in `deinit` keeps it open until the region is sent.
+/// Give it to `RequestWriter.sendFile(_:after:)` (blocking handlers), `EventConnection.sendFile(_:after:)`
+/// (event mode) or `AsyncRequestWriter.sendFile(_:after:)` (async handlers). The region does not own the
+/// descriptor: `owner`, when given, is retained for as long as the region (or a connection that queued it)
+/// needs the descriptor, so an object that closes its descriptor in `deinit` keeps it open until the region
+/// is sent.
 /// Without an owner the caller keeps the descriptor open until the send has finished (for an event
 /// connection: until the connection closes or `bufferedOutputCount` says it is sent).
 public struct FileRegion: Sendable {
@@ -36,6 +37,26 @@ public struct FileRegion: Sendable {
 
     /// Whether nothing is left to send.
     public var isEmpty: Bool { count == 0 }
+
+    /// Reads what is left with `pread`, 64 KiB at a time, handing each chunk to `body`, and moves past it:
+    /// the path for a connection that a security layer (TLS) carries, which `sendfile` would bypass.
+    /// - Throws: `FileRegionError.fileShrank` when the file ends early, `SocketError` from `pread`, and
+    ///   what `body` throws.
+    mutating func copyChunks(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var chunk = [UInt8](repeating: 0, count: min(max(count, 1), 64 * 1024))
+        while count > 0 {
+            let wanted = min(count, chunk.count)
+            let read = chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, off_t(offset)) }
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw SocketError(operation: "pread", code: errno)
+            }
+            if read == 0 { throw FileRegionError.fileShrank(missing: count) }
+            try chunk.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+            offset += read
+            count -= read
+        }
+    }
 
     /// One `sendfile(2)` of what is left to `socket`; returns the bytes sent and moves past them.
     ///

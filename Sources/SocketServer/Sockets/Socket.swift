@@ -18,6 +18,10 @@ public final class Socket: @unchecked Sendable {
     private let deadlineStorage = SanitizedMutex<ContinuousClock.Instant?>(nil)
     /// Whether `deadline` is set: the one load a receive or send pays when it is not.
     private let hasDeadline = Atomic(false)
+    /// The security layer (TLS), if any; see `transport`.
+    private let transportStorage = SanitizedMutex<(any SocketTransport)?>(nil)
+    /// Whether `transport` is set: receives and sends of a plain socket take no lock for it.
+    private let hasTransport = Atomic(false)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
@@ -182,6 +186,10 @@ public final class Socket: @unchecked Sendable {
     /// - Throws: `SocketError` (`ETIMEDOUT` when the socket's `timeout` expired, `EAGAIN` on a non-blocking
     ///   socket with nothing to read).
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport {
+            try applyDeadline("recv", descriptor: try openDescriptor("recv"), receiving: true)
+            return try transport.receive(into: buffer)
+        }
         let fd = try openDescriptor("recv")
         while true {
             try applyDeadline("recv", descriptor: fd, receiving: true)
@@ -200,6 +208,10 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends as much of `bytes` as the kernel takes in one call and returns how much that was.
     public func send(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        if hasTransport.load(ordering: .acquiring), let transport {
+            try applyDeadline("send", descriptor: try openDescriptor("send"), receiving: false)
+            return try transport.send(bytes)
+        }
         let fd = try openDescriptor("send")
         while true {
             try applyDeadline("send", descriptor: fd, receiving: false)
@@ -211,9 +223,22 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends all of `bytes`, looping over partial sends and signals (Python's `sendall`).
     public func sendAll(_ bytes: UnsafeRawBufferPointer) throws {
+        try sendAll(bytes, moreComing: false)
+    }
+
+    /// Sends all of `bytes`; with `moreComing`, flagged `MSG_MORE`, so that the kernel holds a last partial
+    /// segment for what follows at once (a file after its response head) instead of sending it alone.
+    package func sendAll(_ bytes: UnsafeRawBufferPointer, moreComing: Bool) throws {
+        let fd = try openDescriptor("send")
+        let flags = Int32(MSG_NOSIGNAL) | (moreComing ? Int32(MSG_MORE) : 0)
         var offset = 0
         while offset < bytes.count {
-            offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            let count = Glibc.send(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset, flags)
+            if count >= 0 {
+                offset += count
+            } else {
+                try failIO("send")
+            }
         }
     }
 
@@ -317,11 +342,44 @@ public final class Socket: @unchecked Sendable {
         }
     }
 
+    /// The security layer over this connection (TLS), set by the server before the handler runs; nil for a
+    /// plain socket. While set, `receive(into:)` and `send(_:)` (and so `rfile`, `wfile`, `sendAll`) read
+    /// and write plaintext through it. Any thread.
+    package var transport: (any SocketTransport)? {
+        get { hasTransport.load(ordering: .acquiring) ? transportStorage.withLock { $0 } : nil }
+        set {
+            transportStorage.withLock { $0 = newValue }
+            hasTransport.store(newValue != nil, ordering: .releasing)
+        }
+    }
+
+    /// Whether a security layer (TLS, from `SocketServerTLS`) carries this connection. Bytes written to
+    /// `fileDescriptor` directly (`sendfile`, `writev`, `splice`) would bypass it: a handler with such a
+    /// fast path must take the ordinary `wfile` path when this is true. An atomic load; any thread.
+    public var isSecured: Bool { hasTransport.load(ordering: .acquiring) }
+
+    /// The credentials of the process at the other end of a connected Unix socket (`SO_PEERCRED`): its pid,
+    /// uid and gid when it connected. One `getsockopt`; any thread.
+    /// - Throws: `SocketError` (`ENOTCONN`, or `EBADF` once closed); on a TCP socket Linux returns no
+    ///   process (pid 0) with the overflow uid and gid.
+    public var peerCredentials: PeerCredentials {
+        get throws {
+            let fd = try openDescriptor("getsockopt")
+            var pid: Int32 = 0
+            var uid: UInt32 = 0
+            var gid: UInt32 = 0
+            guard CSocketServerShims_peer_credentials(fd, &pid, &uid, &gid) == 0 else {
+                throw SocketError.lastError("getsockopt")
+            }
+            return PeerCredentials(pid: pid, uid: uid, gid: gid)
+        }
+    }
+
     /// A point in time after which every blocking `receive` and `send` of this stream socket fails with a
     /// `SocketError` whose `isTimeout` is true (operation `"recv past the request deadline"` or `"send past
     /// the request deadline"`), however the peer paces its bytes; nil, the default, sets no bound.
     ///
-    /// What `ServerConfiguration.requestTimeout` sets on each accepted connection of a blocking mode. Unlike
+    /// What `ServerConfiguration.requestTimeout` sets when a `StreamRequestHandler` starts. Unlike
     /// `timeout`, which limits each call, it bounds them all together: a client that sends one byte just
     /// within every `timeout` is still cut off at the deadline. Each receive and send then costs one more
     /// `setsockopt` (the kernel's per-call timeout is set to what remains, or to `timeout` if that is
@@ -342,6 +400,9 @@ public final class Socket: @unchecked Sendable {
     /// Whether a deadline has changed the kernel's per-call timeouts (they need restoring when it goes).
     private var hasTimeoutBeenAdjusted: Bool { deadlineAdjusted.load(ordering: .relaxed) }
     private let deadlineAdjusted = Atomic(false)
+    /// Whether the last call was limited by what remained of the deadline rather than by `timeout`, so that
+    /// its expiry is reported as the deadline's even when the kernel woke a little early.
+    private let limitedByDeadline = Atomic(false)
 
     /// Before a blocking receive or send: throws when the deadline has passed, else limits the call to what
     /// remains of it (or to `timeout` when that is shorter).
@@ -349,7 +410,9 @@ public final class Socket: @unchecked Sendable {
         guard hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline else { return }
         let remaining = ContinuousClock.now.duration(to: deadline)
         guard remaining > .zero else { throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT) }
-        let limit = timeout.map { min($0, remaining) } ?? remaining
+        let perCall = timeout
+        let limit = perCall.map { min($0, remaining) } ?? remaining
+        limitedByDeadline.store(perCall.map { remaining <= $0 } ?? true, ordering: .relaxed)
         let (wholeSeconds, attoseconds) = limit.components
         let seconds = max(wholeSeconds, 0)
         var microseconds = attoseconds / 1_000_000_000_000
@@ -405,7 +468,9 @@ public final class Socket: @unchecked Sendable {
         let code = errno
         if code == EINTR { return }
         if code == EAGAIN || code == EWOULDBLOCK {
-            if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline, ContinuousClock.now >= deadline {
+            if hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline,
+                limitedByDeadline.load(ordering: .relaxed) || ContinuousClock.now >= deadline
+            {
                 throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT)
             }
             if timeout != nil || (hasDeadline.load(ordering: .acquiring) && !isNonBlocking) {

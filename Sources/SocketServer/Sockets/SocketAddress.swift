@@ -188,7 +188,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Where `sun_path` starts in a `sockaddr_un` (2 on Linux).
-    private static let unixPathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
+    static let unixPathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
 
     /// Calls `body` with the meaningful bytes of `sun_path` (none for an unnamed address).
     private func withUnixPathBytes<Result>(_ body: (Slice<UnsafeRawBufferPointer>) -> Result) -> Result {

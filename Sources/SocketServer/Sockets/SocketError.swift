@@ -69,6 +69,13 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
     /// `RequestReader.read(_:)` was asked for `count` bytes, which is negative or above the reader's
     /// `maxReadLength` (`limit`); nothing was received or consumed.
     case readLengthOutOfRange(count: Int, limit: Int)
+    /// A descriptor handed to a server to adopt (an inherited listener, systemd socket activation) is not
+    /// one it can serve: closed, of another type or family, unbound, or a stream socket that does not listen.
+    /// Thrown by the adopting initialiser or `SocketActivation.listeners()`; the descriptor is left open.
+    case invalidListener(String)
+    /// A process that was to take over (a re-executed server, a worker) could not be started, exited before
+    /// it was ready, or did not report ready in time.
+    case processStartFailed(String)
 
     /// A sentence saying what went wrong.
     public var description: String {
@@ -84,6 +91,8 @@ public enum SocketServerError: Error, Equatable, Sendable, CustomStringConvertib
         case .invalidConfiguration(let detail): "invalid configuration: \(detail)"
         case .inputTooLong(let limit): "input longer than \(limit) bytes"
         case .readLengthOutOfRange(let count, let limit): "read of \(count) bytes is not in 0...\(limit)"
+        case .invalidListener(let detail): "cannot adopt the listener: \(detail)"
+        case .processStartFailed(let detail): "process did not start: \(detail)"
         }
     }
 }

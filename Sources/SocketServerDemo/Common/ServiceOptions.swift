@@ -33,6 +33,20 @@ struct ServiceOptions: ParsableArguments {
     var timeout: Double?
 
     @Option(
+        help: ArgumentHelp(
+            "Serve with N worker processes on the same listener (restarted when one dies, drained on SIGTERM); "
+                + "this process binds, supervises and serves nothing itself.",
+            valueName: "N")
+    )
+    var processes: Int?
+
+    @Flag(
+        name: .customLong("reuse-port"),
+        help: "With --processes: one SO_REUSEPORT listener per worker instead of one shared listener (IP only)."
+    )
+    var reusePort = false
+
+    @Option(
         name: .customLong("log-level"),
         help: ArgumentHelp(
             "Lowest level logged to stderr. Default: notice for echo and udp-echo, info for http (which "
@@ -58,6 +72,13 @@ struct ServiceOptions: ParsableArguments {
         if let loops {
             guard mode.takesLoops else { throw ValidationError("--loops applies only to --mode event and --mode async.") }
             guard (1...256).contains(loops) else { throw ValidationError("--loops must be 1...256.") }
+        }
+        if let processes, !(1...1024).contains(processes) {
+            throw ValidationError("--processes must be 1...1024.")
+        }
+        if reusePort {
+            guard processes != nil else { throw ValidationError("--reuse-port applies only with --processes.") }
+            guard unix == nil else { throw ValidationError("--reuse-port needs an IP address, not --unix.") }
         }
         if let timeout, !(timeout > 0 && timeout <= 86_400) {
             throw ValidationError("--timeout must be more than 0 and at most 86400 seconds.")

@@ -15,24 +15,74 @@ enum ServiceRunner {
         return Logger(label: "socketserver-demo")
     }
 
-    /// Announces `server`, serves it until SIGINT or SIGTERM, then closes it.
+    /// Runs the service the way the command line and the environment ask: as the master of `--processes`
+    /// workers (`WorkerMaster`), or as one server around an inherited listener or its own address.
+    /// - Throws: what building or serving the server throws.
+    static func run(
+        options: ServiceOptions,
+        setup: ProcessSetup,
+        context: ServiceContext,
+        factory: ServerFactory,
+        defaultPort: Int
+    ) throws {
+        if let processes = options.processes, !setup.isWorker {
+            try WorkerMaster(options: options, setup: setup, context: context, factory: factory.forListenersOnly)
+                .run(workers: processes, defaultPort: defaultPort)
+            return
+        }
+        let server: TCPServer
+        if let listener = setup.inherited.first {
+            for extra in setup.inherited.dropFirst() { extra.close() }
+            server = try factory.adopting(listener)
+        } else {
+            server = try factory.binding(try options.address(defaultPort: defaultPort))
+        }
+        try serve(server, context: context, setup: setup)
+    }
+
+    /// Announces `server`, serves it until SIGINT or SIGTERM (or a successful SIGUSR2 restart), then closes
+    /// it.
     ///
     /// The `listening on ADDRESS` line is printed and flushed after the socket is bound and listening, so a
-    /// client that reads it can connect at once. On a signal, the drain notice goes out first (idle
+    /// client that reads it can connect at once (a worker prints none: its master speaks for the group);
+    /// then `READY=1` goes to whoever started this process. On SIGUSR2 (not in a worker) the program
+    /// re-executes itself with the listener inherited (`ProcessRestart`) and, once the new process serves,
+    /// this one stops accepting and drains as on SIGTERM. On a signal, the drain notice goes out first (idle
     /// connections close, busy ones finish their request), then `shutdown()` stops the accept loop, and
     /// `serverClose()` waits for the handlers the mode still runs (a datagram server keeps its socket open
     /// until then, so replies in flight still go out).
     /// - Throws: what `serveForever` throws; the server is closed either way.
-    static func serve(_ server: BaseServer, context: ServiceContext) throws {
-        try ShutdownSignals.watch { signal in
-            context.logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
+    static func serve(_ server: TCPServer, context: ServiceContext, setup: ProcessSetup) throws {
+        let logger = context.logger
+        let restart: (@Sendable () -> Bool)? =
+            setup.isWorker
+            ? nil
+            : { @Sendable in
+                do {
+                    try ProcessRestart.reexecute(servers: [server], logger: logger)
+                    return true
+                } catch {
+                    logger.error("restart failed; serving on", metadata: ["error": "\(error)"])
+                    return false
+                }
+            }
+        let notifier = setup.notifier
+        try ShutdownSignals.watch(restart: restart) { signal in
+            if signal == SIGUSR2 {
+                logger.notice("restarted: draining", metadata: ["pid": "\(getpid())"])
+            } else {
+                logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
+                notifier.stopping()
+            }
             context.drain.begin()
             server.shutdown()
         }
-        print("listening on \(server.serverAddress)")
+        if !setup.isWorker { print("listening on \(server.serverAddress)") }
         fflush(nil)  // all C streams; `stdout` itself is a global Swift 6 refuses to touch
         context.logger.notice(
-            "serving", metadata: ["address": "\(server.serverAddress)", "mode": "\(context.mode.rawValue)"])
+            "serving",
+            metadata: ["address": "\(server.serverAddress)", "mode": "\(context.mode.rawValue)", "pid": "\(getpid())"])
+        notifier.ready()
         do {
             try server.serveForever()
         } catch {
@@ -43,10 +93,11 @@ enum ServiceRunner {
         context.logger.notice("stopped")
     }
 
-    private static func signalName(_ signal: Int32) -> String {
+    static func signalName(_ signal: Int32) -> String {
         switch signal {
         case SIGINT: "SIGINT"
         case SIGTERM: "SIGTERM"
+        case SIGUSR2: "SIGUSR2"
         default: "signal \(signal)"
         }
     }

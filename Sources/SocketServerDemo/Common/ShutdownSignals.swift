@@ -1,41 +1,67 @@
 import Glibc
 import SocketServer
+import Synchronization
 
-/// Turns SIGINT and SIGTERM into a graceful shutdown without a signal handler and without libevent.
+/// Turns SIGINT and SIGTERM into a graceful shutdown, and SIGUSR2 into a restart, without a signal handler
+/// and without libevent.
 ///
-/// `block()` masks both signals in the calling thread, and so in every thread and forked child started after
-/// it; `watch(_:)` then starts one thread that takes them with `sigwait`, where any code may run (a signal
-/// handler could only set a flag). The first signal runs the shutdown action on a thread of its own, so a
-/// second signal, while in-flight requests finish, still reaches the watcher: it exits at once with status 1.
+/// `block()` masks the three signals in the calling thread, and so in every thread and forked child started
+/// after it; `watch(restart:_:)` then starts one thread that takes them with `sigwait`, where any code may
+/// run (a signal handler could only set a flag). The first SIGINT or SIGTERM runs the shutdown action on a
+/// thread of its own, so a second one, while in-flight requests finish, still reaches the watcher: it exits
+/// at once with status 1. SIGUSR2 runs the restart action on a thread of its own (one at a time, and none
+/// once a shutdown began); when it returns true (the new process serves), the shutdown action runs.
 enum ShutdownSignals {
-    private static let signals: [Int32] = [SIGINT, SIGTERM]
+    private static let signals: [Int32] = [SIGINT, SIGTERM, SIGUSR2]
 
-    /// Blocks SIGINT and SIGTERM. Call first thing in `main`, before any thread exists.
+    /// Blocks SIGINT, SIGTERM and SIGUSR2. Call first thing in `main`, before any thread exists.
     static func block() {
         var set = signalSet()
         _ = pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    /// Starts the watcher thread; `shutdown` runs (once) on its own thread when the first signal arrives.
+    /// Starts the watcher thread; `shutdown` runs (once) on its own thread when the first SIGINT or SIGTERM
+    /// arrives, or after `restart` succeeded. Without `restart`, SIGUSR2 is logged to stderr and ignored.
     /// - Throws: `SocketError` when no thread can be started.
-    static func watch(_ shutdown: @escaping @Sendable (_ signal: Int32) -> Void) throws {
+    static func watch(
+        restart: (@Sendable () -> Bool)? = nil,
+        _ shutdown: @escaping @Sendable (_ signal: Int32) -> Void
+    ) throws {
+        let state = WatchState()
         _ = try OSThread(detached: true) {
             var set = signalSet()
             var received: Int32 = 0
-            var count = 0
             while sigwait(&set, &received) == 0 {
-                count += 1
-                if count > 1 {
+                let signal = received
+                if signal == SIGUSR2 {
+                    guard let restart else {
+                        writeToStandardError("socketserver-demo: SIGUSR2 ignored (no restart in this process)\n")
+                        continue
+                    }
+                    guard state.beginRestart() else { continue }
+                    runDetached {
+                        if restart(), state.beginShutdown() {
+                            shutdown(signal)
+                        } else {
+                            state.endRestart()
+                        }
+                    }
+                    continue
+                }
+                guard state.beginShutdown() else {
                     writeToStandardError("socketserver-demo: second signal, exiting without waiting\n")
                     _exit(1)
                 }
-                let signal = received
-                do {
-                    _ = try OSThread(detached: true) { shutdown(signal) }
-                } catch {
-                    shutdown(signal)
-                }
+                runDetached { shutdown(signal) }
             }
+        }
+    }
+
+    private static func runDetached(_ body: @escaping @Sendable () -> Void) {
+        do {
+            _ = try OSThread(detached: true) { body() }
+        } catch {
+            body()
         }
     }
 
@@ -44,5 +70,13 @@ enum ShutdownSignals {
         sigemptyset(&set)
         for signal in signals { sigaddset(&set, signal) }
         return set
+    }
+
+    /// What the watcher has started: 0 nothing, 1 a restart, 2 a shutdown.
+    private final class WatchState: Sendable {
+        private let phase = Atomic(0)
+        func beginRestart() -> Bool { phase.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged }
+        func endRestart() { _ = phase.compareExchange(expected: 1, desired: 0, ordering: .acquiringAndReleasing) }
+        func beginShutdown() -> Bool { phase.exchange(2, ordering: .acquiringAndReleasing) != 2 }
     }
 }

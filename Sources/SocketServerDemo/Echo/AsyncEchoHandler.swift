@@ -8,9 +8,9 @@ import SocketServer
 /// `--timeout` is the mode's idle timeout. `--delay-ms` is `Task.sleep`, which suspends this connection only
 /// (unlike `--mode event`, where the sleep blocks the whole loop).
 ///
-/// On shutdown every line already received is answered. The async API gives a handler no shutdown notice
-/// and no way to tell whether input is buffered, so a connection waiting for its next line is only closed
-/// by the mode's shutdown deadline (`shutdownTimeout`, 5 s), which also cancels the task.
+/// On shutdown every line already received is answered: a read that would wait with nothing buffered then
+/// ends the input (an empty read), so an idle connection closes at once; one holding part of a line waits
+/// for the rest until the mode's shutdown deadline (`shutdownTimeout`, 5 s), which also cancels the task.
 /// The service context comes in as `dependencies`.
 final class AsyncEchoHandler: DependentAsyncStreamRequestHandler<ServiceContext> {
     /// The mode's limits for this service: `--timeout` as the idle timeout, 64 KiB lines.

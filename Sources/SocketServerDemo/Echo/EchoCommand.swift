@@ -19,13 +19,27 @@ struct EchoCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @OptionGroup var delay: ReplyDelayOption
+
+    @OptionGroup var tls: TLSOptions
+
+    @Option(
+        name: .customLong("allow-uid"),
+        help: ArgumentHelp("With --unix: serve only clients running as this user id (SO_PEERCRED).", valueName: "uid"))
+    var allowUID: UInt32?
+
+    func validate() throws {
+        if allowUID != nil, !options.isUnix { throw ValidationError("--allow-uid needs --unix.") }
+    }
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
+        tls.blockReloadSignal()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
-        let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
@@ -34,12 +48,11 @@ struct EchoCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
-        try ServiceRunner.serve(server, context: context)
+        var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
+        factory.allowedUID = allowUID
+        factory.prepare = { server in try tls.apply(to: server) }
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
 }

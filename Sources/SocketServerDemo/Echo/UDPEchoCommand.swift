@@ -21,21 +21,17 @@ struct UDPEchoCommand: ParsableCommand {
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
-        let address = try options.address(defaultPort: 9999)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .datagram { EventUDPEchoHandler(dependencies: context) },
             asyncDatagram: { datagram in AsyncUDPEchoHandler(datagram, dependencies: context) })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in UDPEchoHandler(request, dependencies: context) }
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixDatagramServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try UDPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
-        try ServiceRunner.serve(server, context: context)
+        let factory = ServerFactory(type: .datagram, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 9999)
     }
 }

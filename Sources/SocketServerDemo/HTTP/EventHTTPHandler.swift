@@ -135,8 +135,11 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
         context.logger.info(
             "\"\(request.requestLine)\" \(response.head.status.code) \(bodyBytes)",
             metadata: ["client": "\(connection.clientAddress)"])
-        _ = connection.write(output)
-        if let file { _ = connection.sendFile(file) }
+        if let file {
+            _ = connection.sendFile(file, after: output)
+        } else {
+            _ = connection.write(output)
+        }
         // After `sendFile` nothing is held back in the callback, so what is buffered is really queued.
         if file != nil && connection.bufferedOutputCount > 0 && !connection.isClosed {
             // The file is still on its way: read the next request once it has gone.

@@ -27,8 +27,12 @@ struct HTTPCommand: ParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
+    @OptionGroup var proxyProtocol: ProxyProtocolOption
+
     @Option(name: [.customShort("d"), .long], help: "Directory to serve. Default: the current directory.")
     var directory = "."
+
+    @OptionGroup var tls: TLSOptions
 
     func validate() throws {
         guard StaticPathResolver(directory: directory) != nil else {
@@ -38,13 +42,14 @@ struct HTTPCommand: ParsableCommand {
 
     func run() throws {
         ShutdownSignals.block()
+        let setup = try ProcessSetup.read()
+        tls.blockReloadSignal()
         guard let resolver = StaticPathResolver(directory: directory) else {
             throw ValidationError("--directory \(directory) is not an existing directory.")
         }
         let context = try options.makeContext(
             defaultLogLevel: .info, defaultTimeout: 30,
             http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive))
-        let address = try options.address(defaultPort: 8000)
         let mode = try options.mode.makeConcurrencyMode(
             workers: options.workers, loops: options.loops,
             event: .stream(EventHTTPHandler.configuration(context)) { _ in EventHTTPHandler(dependencies: context) },
@@ -53,13 +58,11 @@ struct HTTPCommand: ParsableCommand {
             })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
-        let server: BaseServer =
-            if options.isUnix {
-                try UnixStreamServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            } else {
-                try TCPServer(address, mode: mode, logger: context.logger, makeHandler: makeHandler)
-            }
+        var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
+        factory.configuration = { unix in try proxyProtocol.serverConfiguration(unix: unix) }
+        factory.prepare = { server in try tls.apply(to: server) }
         context.logger.notice("serving directory", metadata: ["directory": "\(resolver.rootDescription)"])
-        try ServiceRunner.serve(server, context: context)
+        try ServiceRunner.run(
+            options: options, setup: setup, context: context, factory: factory, defaultPort: 8000)
     }
 }

@@ -56,6 +56,41 @@ open class ForkingTCPServer: TCPServer, @unchecked Sendable {
         forkingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
+    }
+
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
     /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
     public convenience init(
@@ -149,6 +184,41 @@ open class ForkingUDPServer: UDPServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         forkingMode.maxChildren = maxChildren
         forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
     }
 
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
@@ -246,6 +316,41 @@ open class ForkingUnixStreamServer: UnixStreamServer, @unchecked Sendable {
         forkingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
+    }
+
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
     /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
     public convenience init(
@@ -339,6 +444,41 @@ open class ForkingUnixDatagramServer: UnixDatagramServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         forkingMode.maxChildren = maxChildren
         forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        forkingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        if configuration.timeout == nil { timeout = .seconds(300) }
+        forkingMode.maxChildren = maxChildren
+        forkingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ForkingMode = ForkingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
     }
 
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.

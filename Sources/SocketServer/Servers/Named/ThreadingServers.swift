@@ -58,6 +58,40 @@ open class ThreadingTCPServer: TCPServer, @unchecked Sendable {
         threadingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
+    }
+
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
     /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
     public convenience init(
@@ -145,6 +179,40 @@ open class ThreadingUDPServer: UDPServer, @unchecked Sendable {
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         threadingMode.daemonThreads = daemonThreads
         threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
     }
 
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
@@ -236,6 +304,40 @@ open class ThreadingUnixStreamServer: UnixStreamServer, @unchecked Sendable {
         threadingMode.blockOnClose = blockOnClose
     }
 
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
+    }
+
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
     /// - Throws: as `init(_:configuration:mode:logger:bindAndActivate:makeHandler:)`.
     public convenience init(
@@ -323,6 +425,40 @@ open class ThreadingUnixDatagramServer: UnixDatagramServer, @unchecked Sendable 
         // Picks up a subclass's overrides, Python's way of changing a class attribute.
         threadingMode.daemonThreads = daemonThreads
         threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener`, an inherited bound socket (see
+    /// `TCPServer.init(adopting:configuration:mode:logger:makeHandler:)`), with a factory that builds each
+    /// request's handler.
+    /// - Throws: `SocketServerError.invalidListener`, `.invalidConfiguration` or `.handlerMismatch`.
+    public init(
+        adopting listener: Socket,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil,
+        makeHandler: @escaping @Sendable (HandlerContext) throws -> BaseRequestHandler
+    ) throws {
+        threadingMode = mode
+        try super.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger, makeHandler: makeHandler)
+        threadingMode.daemonThreads = daemonThreads
+        threadingMode.blockOnClose = blockOnClose
+    }
+
+    /// Creates the server around `listener` for instances of `handler`.
+    /// - Throws: as `init(adopting:configuration:mode:logger:makeHandler:)`.
+    public convenience init(
+        adopting listener: Socket,
+        handler: BaseRequestHandler.Type,
+        configuration: ServerConfiguration = ServerConfiguration(),
+        mode: ThreadingMode = ThreadingMode(),
+        logger: Logger? = nil
+    ) throws {
+        try Self.checkHandler(handler, mode: mode)
+        try self.init(
+            adopting: listener, configuration: configuration, mode: mode, logger: logger,
+            makeHandler: HandlerSource.makeHandler(for: handler))
+        handlerSource = .type(handler)
     }
 
     /// Creates the server for instances of `handler`, with bind-time settings and a logger.
