@@ -98,9 +98,17 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// The server is closing: tell the handler, which may close the connection early.
+    ///
+    /// Bytes already in the kernel's buffer that the loop has not read yet (a request that arrived with, or
+    /// just after, a connection accepted a moment before the shutdown) are read first, so that the handler
+    /// sees them: a handler closing "idle" connections would otherwise close over unread bytes, which resets
+    /// the connection and loses a request the client has sent. One `recv` when reading is not paused.
     func noticeShutdown() {
+        // What the kernel already holds is read first (closing over unread bytes would reset the connection),
+        // once the handler is open; one still in its transport's handshake just closes.
+        if isHandlerOpened && state == .open && !isPausedByHandler && !isPausedByOutput { inCallback(receive) }
+        guard state == .open else { return }
         inCallback {
-            // Still in its transport's handshake: nothing to finish, so the connection just closes.
             guard isHandlerOpened else {
                 if state == .open { state = .closing }
                 return

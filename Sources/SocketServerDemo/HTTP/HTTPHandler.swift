@@ -40,7 +40,7 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
                 let request: HTTPRequest
                 do {
                     let parsed = try parser.parse { maxLength, isFirst in
-                        let line = try waiter.receive(until: deadline, leaveWhenDraining: isFirst && !started) {
+                        let line = try waiter.receive(until: deadline, leaveWhenDraining: isFirst && !started, isFresh: served == 0) {
                             try self.rfile.readLine(maxLength: maxLength)
                         }
                         started = true
