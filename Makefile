@@ -17,12 +17,12 @@ deps:
 	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev pkg-config"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
-	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
-	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
 	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v objcopy >/dev/null || missing="$$missing binutils"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -31,8 +31,8 @@ struct PerfCommand: ParsableCommand {
             requests, so start-up and shutdown cancel out. They count the same on a busy machine as on a quiet one: \
             decide with them; the rates are paired ratios, noisy on a shared machine.
 
-            PROFILES: quick (3 rounds of 0.25 s slices, 2 at 1,000 connections; about 3 minutes), full (7 rounds \
-            of 1 s slices, 5 at 1,000 connections; about 15 minutes).
+            PROFILES: quick (3 rounds of 0.25 s slices, 2 at 1,000 connections, then the costs; about 15 minutes), full (7 rounds \
+            of 1 s slices, 5 at 1,000 connections, then the costs; about 30 minutes).
             """,
         subcommands: [LoadCommand.self]
     )
