@@ -2,7 +2,7 @@
 # Both install what is missing first, so they work on a fresh Debian machine.
 
 SWIFT ?= swift
-APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk haproxy libssl-dev openssl
+APT_PACKAGES = libevent-dev pkg-config curl netcat-openbsd socat wrk haproxy libssl-dev openssl systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps test test-tsan perf perf-full docs build clean
@@ -18,6 +18,7 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v systemd-socket-activate >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

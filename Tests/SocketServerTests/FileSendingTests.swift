@@ -66,8 +66,7 @@ final class BlockingFileHandler: StreamRequestHandler {
 
     override func handle() throws {
         guard let file = sharedFile.withLock({ $0 }) else { return }
-        try wfile.write("head\n")
-        try wfile.sendFile(region(of: file))
+        try wfile.sendFile(region(of: file), after: Array("head\n".utf8))
         try wfile.write("tail\n")
     }
 }
@@ -100,8 +99,7 @@ final class EventFileHandler: EventStreamHandler {
 final class AsyncFileHandler: AsyncStreamRequestHandler {
     override func handle() async throws {
         guard let file = sharedFile.withLock({ $0 }) else { return }
-        try await wfile.write("head\n")
-        try await wfile.sendFile(region(of: file))
+        try await wfile.sendFile(region(of: file), after: Array("head\n".utf8))
         try await wfile.write("tail\n")
         try await wfile.flush()
     }
@@ -128,8 +126,8 @@ struct FileSendingTests {
     func inMemoryWriterReadsRegion() throws {
         let file = try RandomFile(size: 100_000)
         let writer = RequestWriter()
-        try writer.sendFile(FileRegion(descriptor: file.descriptor, offset: 10, count: 70_000))
-        #expect(writer.bytes == Array(file.bytes[10..<70_010]))
+        try writer.sendFile(FileRegion(descriptor: file.descriptor, offset: 10, count: 70_000), after: [1, 2])
+        #expect(writer.bytes == [1, 2] + Array(file.bytes[10..<70_010]))
         #expect(throws: FileRegionError.fileShrank(missing: 10)) {
             try RequestWriter().sendFile(FileRegion(descriptor: file.descriptor, offset: 90_000, count: 10_010))
         }

@@ -43,6 +43,8 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private var sawIdleTimeout = false
     /// The server is shutting down: a read that would wait for more input ends the input instead.
     private(set) var isShuttingDown = false
+    /// Whether the peer has sent any byte yet.
+    private var receivedAny = false
 
     init(
         context: EventHandlerContext,
@@ -79,6 +81,7 @@ final class AsyncConnectionDriver: EventStreamHandler {
 
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         let bytes = input.readAll()
+        receivedAny = true
         guard self.input.append(bytes) else { throw EventModeError.outOfMemory }
         if self.input.count >= inputLimit && !isPausedForInput {
             isPausedForInput = true
@@ -142,7 +145,10 @@ final class AsyncConnectionDriver: EventStreamHandler {
     func waitForInput() async throws {
         try Task.checkCancellation()
         if let failure { throw failure }
-        if isShuttingDown && input.isEmpty {
+        // A connection that has sent nothing yet is not idle: its first request is on its way (the client
+        // may have connected to a process handing its listener on), so it is waited for, up to the mode's
+        // shutdownTimeout.
+        if isShuttingDown && input.isEmpty && receivedAny {
             endOfInput = true
             return
         }
@@ -208,9 +214,9 @@ final class AsyncConnectionDriver: EventStreamHandler {
 
     /// Sends a file region (queued behind earlier output); returns whether the caller must wait for it
     /// to drain, as `writeNow`.
-    func sendFileNow(_ region: FileRegion) throws -> Bool {
+    func sendFileNow(_ region: FileRegion, after header: [UInt8]) throws -> Bool {
         guard isOnLoop, let connection else { throw failure ?? AsyncConnectionClosed() }
-        guard connection.sendFile(region) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
+        guard connection.sendFile(region, after: header) else { throw failure ?? SocketError(operation: "sendfile", code: EPIPE) }
         return !connection.isWritable
     }
 

@@ -33,13 +33,18 @@ public struct AsyncRequestWriter {
         }
     }
 
-    /// Sends a file region with `sendfile(2)` (see `EventConnection.sendFile(_:)`), after what was written
-    /// before; returns at once when the connection's queued output (the region's unsent bytes included)
-    /// is under the high watermark, else suspends until it has drained to the low watermark, as `write` does.
+    /// Sends `header`, then a file region with `sendfile(2)` (see `EventConnection.sendFile(_:after:)`),
+    /// after what was written before; returns at once when the connection's queued output (the region's
+    /// unsent bytes included) is under the high watermark, else suspends until it has drained to the low
+    /// watermark, as `write` does.
+    /// - Parameters:
+    ///   - region: the part of the file to send.
+    ///   - header: bytes to send first (a response head, in one segment with the file's first bytes);
+    ///     empty by default.
     /// - Throws: the connection's failure (`FileRegionError.fileShrank` when the file ended early), or
     ///   `AsyncConnectionClosed`, when it no longer takes writes.
-    public func sendFile(_ region: FileRegion) async throws {
-        if try driver.sendFileNow(region) { try await waitBelowLowWatermark() }
+    public func sendFile(_ region: FileRegion, after header: [UInt8] = []) async throws {
+        if try driver.sendFileNow(region, after: header) { try await waitBelowLowWatermark() }
     }
 
     /// Waits until everything written has been taken by the peer.

@@ -59,9 +59,12 @@ public struct EventConnection: Hashable {
         return text.withUTF8 { core.write(UnsafeRawBufferPointer($0)) }
     }
 
-    /// Sends a file region with `sendfile(2)`, without blocking and without copying it through user space:
-    /// what the socket takes now goes out at once, the rest is sent as the peer reads, and bytes written
-    /// afterwards wait behind it.
+    /// Sends `header`, then a file region with `sendfile(2)`, without blocking and without copying the file
+    /// through user space: what the socket takes now goes out at once, the rest is sent as the peer reads,
+    /// and bytes written afterwards wait behind it.
+    ///
+    /// Bytes written earlier in the same callback and `header` (a response head) are flagged `MSG_MORE`,
+    /// so a small response leaves in one segment with the file's first bytes.
     ///
     /// The region's unsent bytes count in `bufferedOutputCount` and against the high watermark (so
     /// `isWritable` turns false and reading pauses while a large file is on its way), not against
@@ -69,10 +72,13 @@ public struct EventConnection: Hashable {
     /// The region's `owner` (or the caller) must keep the descriptor open until then or until the
     /// connection closes. A file that ends before the region does closes the connection (the peer gets a
     /// short body), with `FileRegionError.fileShrank` given to `connectionClosed`.
+    /// - Parameters:
+    ///   - region: the part of the file to send.
+    ///   - header: bytes to send first; empty by default.
     /// - Returns: false when the connection no longer takes writes.
     @discardableResult
-    public func sendFile(_ region: FileRegion) -> Bool {
-        core.sendFile(region)
+    public func sendFile(_ region: FileRegion, after header: [UInt8] = []) -> Bool {
+        header.withUnsafeBytes { core.sendFile(region, after: $0) }
     }
 
     /// Closes the connection once its queued output has been sent; unread input is dropped. Idempotent.

@@ -103,9 +103,17 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// The server is closing: tell the handler, which may close the connection early.
+    ///
+    /// Bytes already in the kernel's buffer that the loop has not read yet (a request that arrived with, or
+    /// just after, a connection accepted a moment before the shutdown) are read first, so that the handler
+    /// sees them: a handler closing "idle" connections would otherwise close over unread bytes, which resets
+    /// the connection and loses a request the client has sent. One `recv` when reading is not paused.
     func noticeShutdown() {
+        // What the kernel already holds is read first (closing over unread bytes would reset the connection),
+        // once the handler is open; one still in its transport's handshake just closes.
+        if isHandlerOpened && state == .open && !isPausedByHandler && !isPausedByOutput { inCallback(receive) }
+        guard state == .open else { return }
         inCallback {
-            // Still in its transport's handshake: nothing to finish, so the connection just closes.
             guard isHandlerOpened else {
                 if state == .open { state = .closing }
                 return
@@ -211,21 +219,22 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// Sends what this callback held back; queues what the socket does not take.
-    private func flushPending() {
+    /// With `moreComing`, the bytes are flagged `MSG_MORE` (a file follows at once).
+    private func flushPending(moreComing: Bool = false) {
         if worker.runCount > 0, let run = worker.runStart {
             let count = worker.runCount
             worker.runCount = 0
             worker.runStart = nil
-            _ = sendOrQueue(UnsafeRawBufferPointer(start: run, count: count))
+            _ = sendOrQueue(UnsafeRawBufferPointer(start: run, count: count), moreComing: moreComing)
         }
         let staged = worker.stagedCount
         guard staged > 0 else { return }
         worker.stagedCount = 0
-        _ = sendOrQueue(UnsafeRawBufferPointer(rebasing: worker.stagingBuffer[0..<staged]))
+        _ = sendOrQueue(UnsafeRawBufferPointer(rebasing: worker.stagingBuffer[0..<staged]), moreComing: moreComing)
     }
 
     /// Sends directly when nothing is queued, and queues the rest (or everything, behind queued output).
-    private func sendOrQueue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func sendOrQueue(_ bytes: UnsafeRawBufferPointer, moreComing: Bool = false) -> Bool {
         if let transport, bytes.count > 0 {
             do {
                 try transport.encode(bytes)
@@ -235,7 +244,7 @@ final class StreamConnection: SocketEventTarget {
             }
             return sendTransportOutput()
         }
-        return sendOrQueueRaw(bytes)
+        return sendOrQueueRaw(bytes, moreComing: moreComing)
     }
 
     /// Sends (or queues) what the transport produced.
@@ -251,12 +260,13 @@ final class StreamConnection: SocketEventTarget {
     }
 
     /// Sends bytes as they are on the wire when nothing is queued, and queues the rest.
-    private func sendOrQueueRaw(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func sendOrQueueRaw(_ bytes: UnsafeRawBufferPointer, moreComing: Bool = false) -> Bool {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
         var sent = 0
         if output.isEmpty && files.isEmpty {
+            let flags = Int32(MSG_NOSIGNAL | MSG_DONTWAIT) | (moreComing ? Int32(MSG_MORE) : 0)
             while sent < bytes.count {
-                let count = send(descriptor, base + sent, bytes.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                let count = send(descriptor, base + sent, bytes.count - sent, flags)
                 if count > 0 {
                     sent += count
                     bytesSent &+= count
@@ -295,14 +305,17 @@ final class StreamConnection: SocketEventTarget {
     /// Sends `region` with `sendfile(2)` after what was written before it: what the socket takes now goes
     /// out at once, the rest is queued and sent as the peer reads (no memory beyond a small record), and
     /// bytes written later wait behind it. False when the connection no longer takes writes.
-    func sendFile(_ region: FileRegion) -> Bool {
+    func sendFile(_ region: FileRegion, after header: UnsafeRawBufferPointer) -> Bool {
         assertOnLoop()
         guard state == .open, failure == nil else { return false }
-        guard !region.isEmpty else { return true }
+        // What was held back and the header go first, flagged MSG_MORE: the file's first bytes join them.
+        let moreComing = !region.isEmpty
         if isInCallback {
-            flushPending()  // what was held back goes first
+            flushPending(moreComing: moreComing || !header.isEmpty)
             if failure != nil { return false }
         }
+        guard sendOrQueue(header, moreComing: moreComing) else { return false }
+        guard !region.isEmpty else { return true }
         var region = region
         if transport != nil {
             // `sendfile` would bypass the transport (TLS): the file goes through it like any write, so it

@@ -82,27 +82,41 @@ public final class RequestWriter {
         try pending.withUnsafeBytes { try socket.sendAll($0) }
     }
 
-    /// Sends `region` of a file with `sendfile(2)` (no copy through user space), after what is buffered.
+    /// Sends `header`, then `region` of a file with `sendfile(2)` (no copy through user space), after what
+    /// is buffered.
     ///
-    /// Blocks until the whole region is sent, one `sendfile` call per send buffer's worth; the connection's
-    /// send timeout applies to each call. An in-memory writer reads the region into its bytes instead.
-    /// Call it from the handler's thread, as every writer method.
+    /// The buffered bytes and `header` (a response head) are flagged `MSG_MORE`, so a small response leaves
+    /// in one segment with the file's first bytes. Blocks until the whole region is sent, one `sendfile`
+    /// call per send buffer's worth; the connection's send timeout applies to each call. An in-memory
+    /// writer appends `header` and reads the region into its bytes instead. Call it from the handler's
+    /// thread, as every writer method.
+    /// - Parameters:
+    ///   - region: the part of the file to send.
+    ///   - header: bytes to send first (a response head); empty by default.
     /// - Throws: `SocketError` when the peer went away or the send timed out; `FileRegionError.fileShrank`
     ///   when the file ended early (the peer got a short body: close the connection);
     ///   `SocketServerError.writerClosed` after `close()`.
-    public func sendFile(_ region: FileRegion) throws {
+    public func sendFile(_ region: FileRegion, after header: [UInt8] = []) throws {
         guard !isClosed else { throw SocketServerError.writerClosed }
         var region = region
         guard let socket else {
+            pending.append(contentsOf: header)
             try appendContents(of: &region)
             return
         }
-        try flush()
         if socket.isSecured {
             // A security layer (TLS) must see every byte: read the file in chunks and send them through it.
+            pending.append(contentsOf: header)
+            try flush()
             try region.copyChunks { try socket.sendAll($0) }
             return
         }
+        let moreComing = !region.isEmpty
+        if !pending.isEmpty {
+            defer { pending.removeAll(keepingCapacity: true) }
+            try pending.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing || !header.isEmpty) }
+        }
+        try header.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing) }
         while !region.isEmpty {
             let fd = socket.fileDescriptor
             guard fd >= 0 else { throw SocketError(operation: "sendfile", code: EBADF) }

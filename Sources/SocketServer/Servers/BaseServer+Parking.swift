@@ -12,8 +12,8 @@ import Logging
 ///   tells a new request from a client that closed; a request queues the connection behind the others
 ///   whose requests came, and they go to `processRequest` in that order whenever the mode takes requests
 ///   (a full pool queue, a thread cap or `maxChildren` makes them wait, as new connections wait in the
-///   backlog meanwhile). No byte arrives within the idle timeout: the server ends it with
-///   `shutdownRequest`.
+///   backlog meanwhile). `verifyRequest` is not asked again: the connection was verified when accepted.
+///   No byte arrives within the idle timeout: the server ends it with `shutdownRequest`.
 /// - **Forking.** The parent keeps its copy of each child's connection until the child has exited. A
 ///   child whose handler parks writes the idle timeout into a pipe the parent made for it and exits,
 ///   leaving the connection open; the parent, reaping it, reads the pipe and parks its own copy as above.

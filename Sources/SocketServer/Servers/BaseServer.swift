@@ -29,6 +29,9 @@ import Synchronization
 /// `handleError`, `shutdownRequest` and `closeRequest` run wherever the mode runs a request: the serving
 /// thread (synchronous), a handler thread (threading), a worker thread (pool), the child process (forking),
 /// or one of the event loops (event mode) — so, in every mode but synchronous, on several threads at once.
+/// Connections a handler parked between requests (`StreamRequestHandler.parkConnection(idleTimeout:)`)
+/// wait on the serving thread's loop: `processRequest` for their next request, and `shutdownRequest` or
+/// `closeRequest` when they idle out or the client closes, run on the serving thread.
 open class BaseServer: @unchecked Sendable {
     /// The address the server serves; after binding, the bound address (port 0 becomes the real port).
     public var serverAddress: SocketAddress

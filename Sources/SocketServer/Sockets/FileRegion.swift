@@ -4,10 +4,11 @@ import Glibc
 /// A part of an open file to send on a connection with `sendfile(2)`: the kernel copies it from the page
 /// cache to the socket, with no read into user space.
 ///
-/// Give it to `RequestWriter.sendFile(_:)` (blocking handlers), `EventConnection.sendFile(_:)` (event mode)
-/// or `AsyncRequestWriter.sendFile(_:)` (async handlers). The region does not own the descriptor: `owner`,
-/// when given, is retained for as long as the region (or a connection that queued it) needs the
-/// descriptor, so an object that closes its descriptor in `deinit` keeps it open until the region is sent.
+/// Give it to `RequestWriter.sendFile(_:after:)` (blocking handlers), `EventConnection.sendFile(_:after:)`
+/// (event mode) or `AsyncRequestWriter.sendFile(_:after:)` (async handlers). The region does not own the
+/// descriptor: `owner`, when given, is retained for as long as the region (or a connection that queued it)
+/// needs the descriptor, so an object that closes its descriptor in `deinit` keeps it open until the region
+/// is sent.
 /// Without an owner the caller keeps the descriptor open until the send has finished (for an event
 /// connection: until the connection closes or `bufferedOutputCount` says it is sent).
 public struct FileRegion: Sendable {

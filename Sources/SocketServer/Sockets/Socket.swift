@@ -223,9 +223,31 @@ public final class Socket: @unchecked Sendable {
 
     /// Sends all of `bytes`, looping over partial sends and signals (Python's `sendall`).
     public func sendAll(_ bytes: UnsafeRawBufferPointer) throws {
+        try sendAll(bytes, moreComing: false)
+    }
+
+    /// Sends all of `bytes`; with `moreComing`, flagged `MSG_MORE`, so that the kernel holds a last partial
+    /// segment for what follows at once (a file after its response head) instead of sending it alone.
+    package func sendAll(_ bytes: UnsafeRawBufferPointer, moreComing: Bool) throws {
+        if hasTransport.load(ordering: .acquiring), transport != nil {
+            // Through the security layer (TLS), which frames the bytes itself; `send` applies the deadline.
+            var offset = 0
+            while offset < bytes.count {
+                offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            }
+            return
+        }
+        let fd = try openDescriptor("send")
+        let flags = Int32(MSG_NOSIGNAL) | (moreComing ? Int32(MSG_MORE) : 0)
         var offset = 0
         while offset < bytes.count {
-            offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            try applyDeadline("send", descriptor: fd, receiving: false)
+            let count = Glibc.send(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset, flags)
+            if count >= 0 {
+                offset += count
+            } else {
+                try failIO("send")
+            }
         }
     }
 

@@ -5,14 +5,17 @@ import SocketServer
 /// Starts, announces, serves and stops a service the same way for every subcommand.
 enum ServiceRunner {
     /// Sends every log line to stderr (stdout carries only the `listening on` line) at `level` and above,
-    /// and returns the service's logger. Call once per process.
+    /// and returns the service's logger, whose lines all carry `pid=` (a master, its workers and a restarted
+    /// process share one stderr). Call once per process.
     static func makeLogger(level: Logger.Level) -> Logger {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
-        return Logger(label: "socketserver-demo")
+        var logger = Logger(label: "socketserver-demo")
+        logger[metadataKey: "pid"] = "\(getpid())"
+        return logger
     }
 
     /// Runs the service the way the command line and the environment ask: as the master of `--processes`
@@ -69,7 +72,7 @@ enum ServiceRunner {
         let notifier = setup.notifier
         try ShutdownSignals.watch(restart: restart) { signal in
             if signal == SIGUSR2 {
-                logger.notice("restarted: draining", metadata: ["pid": "\(getpid())"])
+                logger.notice("restarted: draining")
             } else {
                 logger.notice("shutting down", metadata: ["signal": "\(signalName(signal))"])
                 notifier.stopping()
@@ -81,7 +84,7 @@ enum ServiceRunner {
         fflush(nil)  // all C streams; `stdout` itself is a global Swift 6 refuses to touch
         context.logger.notice(
             "serving",
-            metadata: ["address": "\(server.serverAddress)", "mode": "\(context.mode.rawValue)", "pid": "\(getpid())"])
+            metadata: ["address": "\(server.serverAddress)", "mode": "\(context.mode.rawValue)"])
         notifier.ready()
         do {
             try server.serveForever()

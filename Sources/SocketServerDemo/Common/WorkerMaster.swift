@@ -41,7 +41,7 @@ struct WorkerMaster {
         }
         logger.notice(
             "starting workers",
-            metadata: ["address": "\(holders[0].serverAddress)", "workers": "\(workers)", "pid": "\(getpid())"])
+            metadata: ["address": "\(holders[0].serverAddress)", "workers": "\(workers)"])
         try group.run()
         logger.notice("stopped")
     }

@@ -33,7 +33,7 @@ final class EchoHandler: DependentStreamRequestHandler<ServiceContext> {
         }
         do {
             while true {
-                let next = try waiter.receive(until: .now + context.timeout, leaveWhenDraining: true) {
+                let next = try waiter.receive(until: .now + context.timeout, leaveWhenDraining: true, isFresh: lines == 0) {
                     try rfile.readLine()
                 }
                 guard let line = next else {

@@ -5,7 +5,7 @@ import SocketServer
 ///
 /// Complete lines are echoed as they arrive; a partial line waits in the mode's input buffer (at most 64 KiB,
 /// beyond which the mode closes the connection). On shutdown a connection closes as soon as it holds no
-/// partial line. `--delay-ms` sleeps on the loop, so in this mode it delays every connection of that loop:
+/// partial line (one that has sent nothing yet first gets to send its line, within the `shutdownTimeout`). `--delay-ms` sleeps on the loop, so in this mode it delays every connection of that loop:
 /// that is what a blocking handler costs an event loop. As with the blocking handler, a last line without a
 /// newline is echoed when the client closes.
 final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
@@ -13,6 +13,9 @@ final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
     private var lines = 0
     private var bytes = 0
     private var shuttingDown = false
+    /// Whether any byte arrived: a connection that has sent nothing yet is not idle but about to send its
+    /// first line, so a shutdown waits for it (up to the mode's `shutdownTimeout`).
+    private var receivedAny = false
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, 64 KiB lines.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
@@ -21,6 +24,7 @@ final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         guard let context else { return }
+        receivedAny = true
         while let line = input.readLine() {
             if let delay = context.replyDelay { pause(for: delay) }
             _ = connection.write(line)
@@ -44,7 +48,7 @@ final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func serverShuttingDown(_ connection: EventConnection) {
         shuttingDown = true
-        if connection.bufferedInputCount == 0 { connection.close() }
+        if receivedAny && connection.bufferedInputCount == 0 { connection.close() }
     }
 
     override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {

@@ -162,9 +162,9 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
             try await wfile.write(output)
             return body.count
         case .file(let file, let offset, let length):
-            try await wfile.write(output)
-            // sendfile(2), resumed as the peer reads; a file that shrank meanwhile fails the connection.
-            try await wfile.sendFile(file.region(offset: offset, count: length))
+            // sendfile(2) after the head, resumed as the peer reads; a file that shrank meanwhile fails the
+            // connection.
+            try await wfile.sendFile(file.region(offset: offset, count: length), after: output)
             return length
         }
     }

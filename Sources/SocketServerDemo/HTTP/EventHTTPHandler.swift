@@ -19,6 +19,9 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     /// A response (a file) is still on its way: whether to keep the connection open once it has gone.
     private var awaitingDrain: Bool?
     private var shuttingDown = false
+    /// Whether any byte arrived: a connection that has sent nothing yet is about to send its first request,
+    /// so a shutdown waits for it (up to the mode's `shutdownTimeout`) instead of closing it as idle.
+    private var receivedAny = false
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
@@ -36,6 +39,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func bytesReceived(_ input: inout EventInput, on connection: EventConnection) throws {
         guard let context, let settings else { return }
+        receivedAny = true
         while !connection.isClosed {
             if bodyBytesToSkip > 0 {
                 let skipped = min(bodyBytesToSkip, input.count)
@@ -86,7 +90,7 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
 
     override func serverShuttingDown(_ connection: EventConnection) {
         shuttingDown = true
-        if awaitingDrain == nil && connection.bufferedInputCount == 0 { connection.close() }
+        if receivedAny && awaitingDrain == nil && connection.bufferedInputCount == 0 { connection.close() }
     }
 
     override func connectionClosed(_ connection: EventConnection, error: (any Error)?) {
@@ -135,8 +139,11 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
         context.logger.info(
             "\"\(request.requestLine)\" \(response.head.status.code) \(bodyBytes)",
             metadata: ["client": "\(connection.clientAddress)"])
-        _ = connection.write(output)
-        if let file { _ = connection.sendFile(file) }
+        if let file {
+            _ = connection.sendFile(file, after: output)
+        } else {
+            _ = connection.write(output)
+        }
         // After `sendFile` nothing is held back in the callback, so what is buffered is really queued.
         if file != nil && connection.bufferedOutputCount > 0 && !connection.isClosed {
             // The file is still on its way: read the next request once it has gone.

@@ -40,7 +40,7 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
                 let request: HTTPRequest
                 do {
                     let parsed = try parser.parse { maxLength, isFirst in
-                        let line = try waiter.receive(until: deadline, leaveWhenDraining: isFirst && !started) {
+                        let line = try waiter.receive(until: deadline, leaveWhenDraining: isFirst && !started, isFresh: served == 0) {
                             try self.rfile.readLine(maxLength: maxLength)
                         }
                         started = true
@@ -130,10 +130,10 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
             try wfile.write(output)
             return body.count
         case .file(let file, let offset, let length):
-            try wfile.write(output)
-            // The file goes from the page cache to the socket in the kernel; a file that shrank meanwhile
-            // throws, and the connection closes so the client sees a short body rather than a wrong one.
-            try wfile.sendFile(file.region(offset: offset, count: length))
+            // The file goes from the page cache to the socket in the kernel, the head in the same segment
+            // as its first bytes; a file that shrank meanwhile throws, and the connection closes so the
+            // client sees a short body rather than a wrong one.
+            try wfile.sendFile(file.region(offset: offset, count: length), after: output)
             return length
         }
     }
