@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "socketserver-demo", targets: ["SocketServerDemo"]),
         // Optional integrations: the core product depends on none of their packages.
         .library(name: "SocketServerLifecycle", targets: ["SocketServerLifecycle"]),
+        .library(name: "SocketServerMetrics", targets: ["SocketServerMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         // Only for SocketServerLifecycle (and its example and tests).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Only for SocketServerMetrics (and its tests).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -101,6 +104,25 @@ let package = Package(
             dependencies: [
                 "SocketServerLifecycle",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A `ServerObserver` recording swift-metrics counters, gauges and timers.
+        .target(
+            name: "SocketServerMetrics",
+            dependencies: [
+                "SocketServer",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SocketServerMetricsTests",
+            dependencies: [
+                "SocketServerMetrics",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -61,6 +61,11 @@ final class StreamConnection: SocketEventTarget {
     @exclusivity(unchecked) private var isHandlerOpened = false
     /// Whether the transport produced its end of session (close_notify).
     @exclusivity(unchecked) private var isTransportClosed = false
+    /// When the connection opened, read only with a `ServerObserver` set (nil otherwise).
+    private var openedAt: ContinuousClock.Instant?
+    /// The bytes read from and written to the socket, for `ServerObserver.connectionClosed`.
+    private var bytesReceived = 0
+    private var bytesSent = 0
 
     init(
         socket: Socket,
@@ -85,6 +90,10 @@ final class StreamConnection: SocketEventTarget {
     /// Registers with the loop and tells the handler; false when the loop could not take the descriptor.
     func open() -> Bool {
         guard events.attach(loop: worker.loop, descriptor: descriptor, target: self) else { return false }
+        if let observer = server.server.observer {
+            openedAt = .now
+            observer.connectionAccepted()
+        }
         if transport != nil {
             // The handler is opened once the handshake is done; until then only the handshake timeout runs.
             inCallback {}
@@ -264,6 +273,7 @@ final class StreamConnection: SocketEventTarget {
                 let count = send(descriptor, base + sent, bytes.count - sent, flags)
                 if count > 0 {
                     sent += count
+                    bytesSent &+= count
                     if sent < bytes.count { break }  // the socket buffer is full; do not ask again
                     continue
                 }
@@ -327,7 +337,7 @@ final class StreamConnection: SocketEventTarget {
         if output.isEmpty && files.isEmpty {
             do {
                 // One call: it sends what the socket buffer takes; the rest waits for writability.
-                _ = try region.sendOnce(to: descriptor, timeoutIsSet: false)
+                bytesSent &+= try region.sendOnce(to: descriptor, timeoutIsSet: false) ?? 0
             } catch {
                 fail(error)
                 return false
@@ -403,6 +413,7 @@ final class StreamConnection: SocketEventTarget {
         }
         let count = recv(descriptor, buffer.baseAddress, room, 0)
         if count > 0 {
+            bytesReceived &+= count
             try deliver(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
         } else if count == 0 {
             receivedEndOfInput = true
@@ -443,6 +454,7 @@ final class StreamConnection: SocketEventTarget {
             room = min(room, max(worker.configuration.outputHighWatermark - output.count, 1))
         }
         let count = recv(descriptor, buffer.baseAddress, room, 0)
+        if count > 0 { bytesReceived &+= count }
         if count == 0 {
             try endSecuredInput()
             return
@@ -555,6 +567,7 @@ final class StreamConnection: SocketEventTarget {
                     return false
                 }
                 output.consume(count)
+                bytesSent &+= count
                 if !output.isEmpty { return false }
             }
             guard let first = files.first else { return true }
@@ -562,6 +575,7 @@ final class StreamConnection: SocketEventTarget {
                 do {
                     guard let sent = try first.region.sendOnce(to: descriptor, timeoutIsSet: false) else { return false }
                     queuedFileBytes -= sent
+                    bytesSent &+= sent
                 } catch {
                     fail(error)
                     return false
@@ -650,6 +664,9 @@ final class StreamConnection: SocketEventTarget {
         let handler = self.handler
         self.handler = nil
         if isHandlerOpened { handler?.connectionClosed(EventConnection(self), error: error ?? closeReason) }
+        if let openedAt, let observer = server.server.observer {
+            observer.connectionClosed(duration: .now - openedAt, bytesReceived: bytesReceived, bytesSent: bytesSent)
+        }
         server.with { $0.shutdownRequest(.stream(socket)) }
         worker.remove(self)
     }

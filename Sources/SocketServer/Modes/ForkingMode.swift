@@ -124,7 +124,7 @@ public final class ForkingMode: ConcurrencyMode {
         if channel[1] >= 0 { _ = close(channel[1]) }
 
         let keepsConnection = request.socket.map { !$0.isClosed } ?? false
-        state.withLock { state in
+        let children = state.withLock { state -> Int in
             let watch = loop.flatMap { loop in
                 ChildExitWatch(pid: pid, loop: loop) { [weak self] in self?.childSignalledExit(pid) }
             }
@@ -135,7 +135,9 @@ public final class ForkingMode: ConcurrencyMode {
                 _ = close(channel[0])
             }
             state.children[pid] = child
+            return state.children.count
         }
+        if let observer = server.observer { observer.childProcessesChanged(children) }
         if !keepsConnection || request.socket?.type != .stream { server.closeRequest(request) }
         if !isAcceptingRequests { server.refreshAccepting() }
     }
@@ -233,15 +235,16 @@ public final class ForkingMode: ConcurrencyMode {
     /// Drops a child from the books, reports how it ended, and re-enables accepting if that made room.
     private func forget(_ pid: pid_t, exit: ChildExit?) {
         let limit = maxChildren
-        let (removed, wasFull, held, server) = state.withLock {
-            state -> (Bool, Bool, HeldConnection?, BaseServer?) in
+        let (removed, wasFull, held, server, children) = state.withLock {
+            state -> (Bool, Bool, HeldConnection?, BaseServer?, Int) in
             let wasFull = state.children.count >= limit
-            guard let entry = state.children.removeValue(forKey: pid) else { return (false, false, nil, nil) }
+            guard let entry = state.children.removeValue(forKey: pid) else { return (false, false, nil, nil, 0) }
             // Its event may be the one firing right now: free it later, outside its own callback.
             if let watch = entry.watch { state.retired.append(watch) }
-            return (true, wasFull, entry.connection, state.server)
+            return (true, wasFull, entry.connection, state.server, state.children.count)
         }
         guard removed else { return }
+        if let observer = server?.observer { observer.childProcessesChanged(children) }
         if let held { release(held, server: server) }
         if let exit { onChildExit?(exit) }
         if wasFull { server?.refreshAccepting() }

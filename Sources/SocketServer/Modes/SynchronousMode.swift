@@ -8,7 +8,7 @@ public final class SynchronousMode: ConcurrencyMode {
 
     /// `finishRequest` then `shutdownRequest`, as Python's `BaseServer.process_request`.
     public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
-        try server.finishRequest(request, clientAddress: clientAddress)
+        try server.observedFinishRequest(request, clientAddress: clientAddress)
         server.shutdownRequest(request)
     }
 }

@@ -78,12 +78,13 @@ public final class ThreadPoolMode: ConcurrencyMode {
                 }
                 state.queue.append(job)
                 let needsWorker = state.workers.count < workerCount && state.queue.count > state.idleWorkers
-                return .queued(state.jobsAvailable, needsWorker: needsWorker)
+                return .queued(state.jobsAvailable, needsWorker: needsWorker, depth: state.queue.count)
             }
             switch outcome {
             case .full(let waiter):
                 waiter.wait()
-            case .queued(let jobsAvailable, let needsWorker):
+            case .queued(let jobsAvailable, let needsWorker, let depth):
+                if let observer = server.observer { observer.threadPoolQueueDepthChanged(depth) }
                 if needsWorker { try startWorker() }
                 jobsAvailable.signal()
                 if !isAcceptingRequests { server.refreshAccepting() }
@@ -147,14 +148,14 @@ public final class ThreadPoolMode: ConcurrencyMode {
     private func runWorker(jobsAvailable: DispatchSemaphore, generation: Int) {
         while true {
             jobsAvailable.wait()
-            let next = state.withLock { state -> (Job?, DispatchSemaphore?, Bool) in
-                guard let job = state.queue.popFirst() else { return (nil, nil, false) }
+            let next = state.withLock { state -> (Job?, DispatchSemaphore?, Bool, Int) in
+                guard let job = state.queue.popFirst() else { return (nil, nil, false, 0) }
                 let reopened = state.queue.count == queueCapacity - 1
                 state.idleWorkers -= 1
                 state.busyWorkers += 1
                 let waiter = state.roomWaiter
                 state.roomWaiter = nil
-                return (job, waiter, reopened)
+                return (job, waiter, reopened, state.queue.count)
             }
             guard let job = next.0 else {
                 // No job for this signal: only a stop signal leaves the queue empty.
@@ -162,6 +163,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
                 continue
             }
             next.1?.signal()
+            if let observer = job.server.observer { observer.threadPoolQueueDepthChanged(next.3) }
             if next.2 { job.server.refreshAccepting() }
             job.run()
             state.withLock { state in
@@ -173,7 +175,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
 
     private enum EnqueueOutcome {
         case full(DispatchSemaphore)
-        case queued(DispatchSemaphore, needsWorker: Bool)
+        case queued(DispatchSemaphore, needsWorker: Bool, depth: Int)
     }
 
     /// One accepted request waiting for a worker.
@@ -185,7 +187,7 @@ public final class ThreadPoolMode: ConcurrencyMode {
         /// Python's `process_request_thread`.
         func run() {
             do {
-                try server.finishRequest(request, clientAddress: clientAddress)
+                try server.observedFinishRequest(request, clientAddress: clientAddress)
             } catch {
                 server.handleError(error, clientAddress: clientAddress)
             }

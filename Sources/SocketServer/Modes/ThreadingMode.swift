@@ -133,7 +133,7 @@ public final class ThreadingMode: ConcurrencyMode {
     /// The body of a handler thread: Python's `process_request_thread`.
     private static func runRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) {
         do {
-            try server.finishRequest(request, clientAddress: clientAddress)
+            try server.observedFinishRequest(request, clientAddress: clientAddress)
         } catch {
             server.handleError(error, clientAddress: clientAddress)
         }

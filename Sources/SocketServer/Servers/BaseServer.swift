@@ -49,6 +49,10 @@ open class BaseServer: @unchecked Sendable {
     public let mode: any ConcurrencyMode
     /// Where `handleError` and the server's own diagnostics go. Replace it to route or silence them.
     public var logger: Logger
+    /// What the server reports its connections, requests and load to (metrics); nil, the default, costs a
+    /// nil check per event. Set before serving, never while serving. See `ServerObserver` for which thread
+    /// runs each callback.
+    public var observer: (any ServerObserver)?
     /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
     /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
     package var proxyProtocolSettings: ProxyProtocolConfiguration?
@@ -135,6 +139,10 @@ open class BaseServer: @unchecked Sendable {
                 loop.exit()
                 return
             }
+            let tickStart = self.observer == nil ? nil : ContinuousClock.now
+            defer {
+                if let tickStart, let observer = self.observer { observer.loopTicked(duration: ContinuousClock.now - tickStart) }
+            }
             do {
                 try self.handleRequestNoBlock(loop: loop)
             } catch {
@@ -145,7 +153,10 @@ open class BaseServer: @unchecked Sendable {
             // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
             // parked connections get the next free slot.
             self.parking.dispatchedSinceAccept = 0
-            if !self.mode.isAcceptingRequests || self.parking.hasResumed { self.applyAccepting() }
+            if !self.mode.isAcceptingRequests || self.parking.hasResumed {
+                if let observer = self.observer, !self.mode.isAcceptingRequests { observer.connectionRejected(.maxConnections) }
+                self.applyAccepting()
+            }
             self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
@@ -331,7 +342,9 @@ open class BaseServer: @unchecked Sendable {
     private func secure(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         guard case .stream(let socket) = request, let security = connectionSecurity else { return true }
         try security.secure(socket, clientAddress: clientAddress, server: self)
-        return try verifyRequest(request, clientAddress: clientAddress)
+        let verified = try verifyRequest(request, clientAddress: clientAddress)
+        if !verified, let observer { observer.connectionRejected(.verifyRequest) }
+        return verified
     }
 
     /// Ends a request; calls `closeRequest` here. Stream servers half-close the connection first.
@@ -557,6 +570,7 @@ open class BaseServer: @unchecked Sendable {
         do {
             (request, clientAddress) = try getRequest()
         } catch let error as SocketError {
+            if error.isResourceExhaustion, let observer { observer.connectionRejected(.descriptorExhaustion) }
             if error.isResourceExhaustion, let loop { backOff(on: loop, after: error) }
             return
         }
@@ -566,6 +580,9 @@ open class BaseServer: @unchecked Sendable {
         // once its header and handshake are done.
         let deferred = (proxyProtocolSettings != nil || connectionSecurity != nil) && request.isStream
         if try deferred || verifyRequest(request, clientAddress: clientAddress) {
+            // Event mode reports its connections where they open, on their loop (`StreamConnection`); a
+            // forking server reports children, not connections (their ends happen in other processes).
+            if let observer, request.isStream, !(mode is EventMode), !(mode is ForkingMode) { observer.connectionAccepted() }
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {
@@ -573,6 +590,7 @@ open class BaseServer: @unchecked Sendable {
                 shutdownRequest(request)
             }
         } else {
+            if let observer { observer.connectionRejected(.verifyRequest) }
             shutdownRequest(request)
         }
     }

@@ -380,7 +380,10 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
         // With TLS, `super` verifies after the handshake (which follows the header), with this address.
         if connectionSecurity == nil {
-            guard try verifyRequest(request, clientAddress: original) else { return }
+            guard try verifyRequest(request, clientAddress: original) else {
+                if let observer { observer.connectionRejected(.verifyRequest) }
+                return
+            }
         }
         try super.finishRequest(request, clientAddress: original)
     }
