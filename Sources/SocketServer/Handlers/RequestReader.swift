@@ -203,8 +203,9 @@ public final class RequestReader {
         }
         let room = storage.count - tail
         if room < request {
-            // `Array` grows its capacity geometrically, so appending the shortfall is amortised O(1) a byte.
-            storage.append(contentsOf: repeatElement(0, count: request - room))
+            // At least doubling keeps the growth amortised O(1) a byte; it still follows the bytes that arrive
+            // (one receive at a time), never a length the client announced.
+            storage.appendZeros(Swift.max(request - room, storage.count))
         }
         let received = try storage.withUnsafeMutableBytes { raw in
             try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[tail..<(tail + request)]))

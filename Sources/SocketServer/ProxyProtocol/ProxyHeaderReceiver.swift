@@ -35,7 +35,7 @@ struct ProxyHeaderReceiver {
         let room = max((totalLength ?? 232) - consumed.count, 1)
         var window = consumed
         let start = window.count
-        window.append(contentsOf: repeatElement(0, count: room))
+        window.appendZeros(room)
         let peeked = window.withUnsafeMutableBytes { raw -> Int in
             recv(descriptor, raw.baseAddress.map { $0 + start }, room, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
         }
