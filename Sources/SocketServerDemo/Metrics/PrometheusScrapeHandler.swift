@@ -14,6 +14,7 @@ final class PrometheusScrapeHandler: DependentStreamRequestHandler<PrometheusCol
 
     override func handle() throws {
         let requestLine = try rfile.readLine()
+        if requestLine.isEmpty { return }  // connected and closed without a request (a port probe)
         var headerLines = 0
         while headerLines < 64 {
             let line = try rfile.readLine()
