@@ -74,6 +74,32 @@ struct DemoTLSTests {
         }
     }
 
+    @Test(
+        "https: a 12 MiB file, three times event mode's 4 MiB output limit, arrives whole over TLS (read and encrypted a chunk at a time as the socket drains)",
+        arguments: ["threading", "event", "async"])
+    func httpsFileBeyondOutputLimit(mode: String) throws {
+        let certificates = try Certificates()
+        defer { certificates.cleanup() }
+        let fixture = try HTTPFixture()
+        defer { fixture.cleanup() }
+        let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+        let chunk = try random.read(upToCount: 1 << 20) ?? Data()
+        try random.close()
+        let big = Data((0..<12).flatMap { _ in chunk })
+        try big.write(to: URL(fileURLWithPath: fixture.root + "/big.bin"))
+        try withDemo(["http", "--mode", mode, "--port", "0", "--directory", fixture.root] + certificates.serverArguments) { demo in
+            let output = certificates.file("big.out")
+            // Twice on one connection: the second response follows the first file's last encrypted chunk.
+            let got = try runTool([
+                "/usr/bin/curl", "-sS", "--cacert", certificates.file("ca.pem"), "--max-time", "120",
+                "https://localhost:\(demo.port)/big.bin", "-o", output, "https://localhost:\(demo.port)/hello.txt",
+            ])
+            #expect(got.status == 0, "\(got.stderr)")
+            #expect(got.output == "hello\n")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == big)
+        }
+    }
+
     @Test("echo over TLS with a client certificate required, and a SIGHUP reload", arguments: ["threading", "event"])
     func echoMutualAndReload(mode: String) throws {
         let certificates = try Certificates()
