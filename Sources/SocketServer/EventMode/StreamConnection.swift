@@ -609,7 +609,8 @@ final class StreamConnection: SocketEventTarget {
                 let before = first.region.count
                 let sent = sendSecuredChunks(of: &first.region, through: transport)
                 queuedFileBytes -= before - first.region.count
-                guard sent, first.region.isEmpty else { return false }
+                // The last chunk's ciphertext must be out before the bytes written after the file.
+                guard sent, first.region.isEmpty, output.isEmpty else { return false }
             } else if !first.region.isEmpty {
                 do {
                     guard let sent = try first.region.sendOnce(to: descriptor, timeoutIsSet: false) else { return false }
