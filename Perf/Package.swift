@@ -18,10 +18,15 @@ let package = Package(
     targets: [
         // The load generator's epoll calls.
         .target(name: "CPerfEpoll", path: "CPerfEpoll"),
+        // The TLS workloads' client, on the system OpenSSL 3 (libssl-dev, as SocketServerTLS).
+        .target(
+            name: "CPerfTLS", path: "CPerfTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .executableTarget(
             name: "Perf",
             dependencies: [
                 "CPerfEpoll",
+                "CPerfTLS",
                 // Not linked: a build dependency, so that the demo is built, in the same configuration, with the harness.
                 .product(name: "socketserver-demo", package: "SocketServer"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

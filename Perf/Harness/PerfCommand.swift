@@ -38,7 +38,7 @@ struct PerfCommand: ParsableCommand {
     )
 
     @Option(help: "quick or full.") var profile: String = "quick"
-    @Option(help: "Comma-separated workload ids (default: all; none: only the costs).") var workloads: String?
+    @Option(help: "Comma-separated workload ids (default: all; none: only the costs; tls: the TLS workloads).") var workloads: String?
     @Option(help: "Comma-separated server ids, modes and peers (default: all).") var servers: String?
     @Option(help: "Override the profile's rounds.") var rounds: Int?
     @Option(help: "Override the profile's slice seconds.") var slice: Double?
@@ -59,7 +59,7 @@ struct PerfCommand: ParsableCommand {
         }
         if let workloads {
             let known = Set(Workload.all.map(\.id))
-            for id in workloads.split(separator: ",") where !known.contains(String(id)) && id != "none" {
+            for id in workloads.split(separator: ",") where !known.contains(String(id)) && id != "none" && id != "tls" {
                 throw ValidationError("unknown workload \(id); known: \(known.sorted().joined(separator: ", "))")
             }
         }
@@ -94,7 +94,10 @@ struct PerfCommand: ParsableCommand {
         for (server, reason) in catalog.missing.sorted(by: { $0.key < $1.key }) {
             progress.note("not in this run: \(server) — \(reason)")
         }
-        let selected = workloads.map { ids in Workload.all.filter { ids.split(separator: ",").contains(Substring($0.id)) } }
+        let selected = workloads.map { list in
+            let ids = list.split(separator: ",")
+            return Workload.all.filter { ids.contains(Substring($0.id)) || (ids.contains("tls") && Workload.tls.contains($0)) }
+        }
             ?? Workload.all
         let runner = Runner(profile: profile, catalog: catalog, tools: tools, pinning: pinning, harness: harness, progress: progress)
 

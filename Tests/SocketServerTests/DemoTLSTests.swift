@@ -74,6 +74,50 @@ struct DemoTLSTests {
         }
     }
 
+    @Test(
+        "https: a 12 MiB file, three times event mode's 4 MiB output limit, arrives whole over TLS (read and encrypted a chunk at a time as the socket drains)",
+        arguments: ["threading", "event", "async"])
+    func httpsFileBeyondOutputLimit(mode: String) throws {
+        let certificates = try Certificates()
+        defer { certificates.cleanup() }
+        let fixture = try HTTPFixture()
+        defer { fixture.cleanup() }
+        let random = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+        let chunk = try random.read(upToCount: 1 << 20) ?? Data()
+        try random.close()
+        let big = Data((0..<12).flatMap { _ in chunk })
+        try big.write(to: URL(fileURLWithPath: fixture.root + "/big.bin"))
+        try withDemo(["http", "--mode", mode, "--port", "0", "--directory", fixture.root] + certificates.serverArguments) { demo in
+            let output = certificates.file("big.out")
+            // Twice on one connection: the second response follows the first file's last encrypted chunk.
+            let got = try runTool([
+                "/usr/bin/curl", "-sS", "-f", "--cacert", certificates.file("ca.pem"), "--max-time", "120",
+                "-w", " %{http_code} %{size_download}\n",
+                "https://localhost:\(demo.port)/big.bin", "-o", output, "https://localhost:\(demo.port)/hello.txt",
+            ])
+            #expect(got.status == 0, "\(got.stderr)")
+            #expect(got.output == " 200 \(big.count)\nhello\n 200 6\n", "\(got.output) \(got.stderr)")
+            func expectWhole() throws {
+                let received = try Data(contentsOf: URL(fileURLWithPath: output))
+                if received != big {
+                    let firstDifference = zip(received, big).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                    Issue.record("\(received.count) bytes received, first difference at \(String(describing: firstDifference))")
+                }
+            }
+            try expectWhole()
+            // A reader slower than the server (curl --limit-rate): the socket fills, so chunks leave in parts
+            // and the rest waits in the queue, the last chunk's included, before the next response.
+            let slow = try runTool([
+                "/usr/bin/curl", "-sS", "-f", "--cacert", certificates.file("ca.pem"), "--max-time", "120",
+                "--limit-rate", "12M", "-w", " %{http_code} %{size_download}\n",
+                "https://localhost:\(demo.port)/big.bin", "-o", output, "https://localhost:\(demo.port)/hello.txt",
+            ])
+            #expect(slow.status == 0, "\(slow.stderr)")
+            #expect(slow.output == " 200 \(big.count)\nhello\n 200 6\n", "\(slow.output) \(slow.stderr)")
+            try expectWhole()
+        }
+    }
+
     @Test("echo over TLS with a client certificate required, and a SIGHUP reload", arguments: ["threading", "event"])
     func echoMutualAndReload(mode: String) throws {
         let certificates = try Certificates()

@@ -10,6 +10,8 @@ struct ServerCatalog: Sendable {
         "c-bufferevent", "c-raw", "c-sequential", "c-threads", "c-fork", "c-udp", "nio", "nginx", "py-sync",
         "py-threading", "py-forking",
     ]
+    /// The modes the TLS workloads run (issue 15: the demo's best modes, event and async, plus threading).
+    static let tlsModes: Set<String> = ["threading", "event", "async"]
     /// The C programs in Perf/Peers/c (each `NAME.c` built to Perf/out/bin/NAME).
     static let cPrograms = ["echo_bufferevent", "echo_raw", "echo_sequential", "echo_threads", "echo_fork", "udp_echo"]
 
@@ -17,7 +19,7 @@ struct ServerCatalog: Sendable {
     /// sync ↔ C sequential, threading (and pool) ↔ C thread per connection, forking ↔ C process per connection,
     /// event and async ↔ C raw libevent events (C libevent UDP for datagrams); nginx for HTTP.
     static func floor(of server: String, workload: String) -> String? {
-        if workload.hasPrefix("http") { return modeNames.contains(server) ? "nginx" : nil }
+        if workload.hasPrefix("http") || workload.hasPrefix("tls") { return modeNames.contains(server) ? "nginx" : nil }
         let udp = workload.hasPrefix("udp")
         switch server {
         case "sync": return "c-sequential"
@@ -64,6 +66,12 @@ struct ServerCatalog: Sendable {
             let httpLoops = oneLoop
             spec.http = { root, _ in
                 [demo, "http", "--mode", mode, "--host", "127.0.0.1", "--port", "0", "--directory", root] + httpLoops
+            }
+            if let tls = tools.tls, Self.tlsModes.contains(mode) {
+                spec.https = { root, _ in
+                    [demo, "http", "--mode", mode, "--host", "127.0.0.1", "--port", "0", "--directory", root]
+                        + httpLoops + ["--tls-cert", tls.certificate, "--tls-key", tls.key]
+                }
             }
             servers.append(spec)
         }
@@ -117,6 +125,13 @@ struct ServerCatalog: Sendable {
             spec.http = { root, port in
                 let (prefix, file) = configure(root, port)
                 return [nginx, "-p", prefix, "-c", file, "-e", "\(prefix)/error.log"]
+            }
+            if let tls = tools.tls {
+                let configureTLS = tls.nginxConfiguration(outDirectory: tools.outDirectory, logDirectory: tools.logDirectory)
+                spec.https = { root, port in
+                    let (prefix, file) = configureTLS(root, port)
+                    return [nginx, "-p", prefix, "-c", file, "-e", "\(prefix)/error.log"]
+                }
             }
             spec.announcesAddress = false
             servers.append(spec)

@@ -27,6 +27,8 @@ struct ServerSpec: Sendable {
     /// The HTTP file server command, given the document root and the port to listen on (a server that
     /// announces its address gets 0); nil when not offered.
     var http: (@Sendable (_ documentRoot: String, _ port: Int) -> [String])? = nil
+    /// The HTTPS file server command on the run's certificate (the TLS workloads), as `http`; nil when not offered.
+    var https: (@Sendable (_ documentRoot: String, _ port: Int) -> [String])? = nil
     /// Whether the server prints `listening on HOST:PORT` (nginx does not: the harness picks its port and waits
     /// until it accepts connections).
     var announcesAddress = true
@@ -36,6 +38,13 @@ struct ServerSpec: Sendable {
 
     /// The command for `workload`, or the reason this server sits it out.
     func command(for workload: Workload, documentRoot: String = "", port: Int = 0) -> Result<[String], SkipReason> {
+        if workload.kind.isTLS {
+            guard let https else { return .failure(SkipReason("no HTTPS file server")) }
+            if concurrency == .sequential && workload.kind == .tlsIdle {
+                return .failure(SkipReason("serves one connection at a time"))
+            }
+            return .success(https(documentRoot, port))
+        }
         if workload.kind == .http {
             guard let http else { return .failure(SkipReason("no HTTP file server")) }
             return .success(http(documentRoot, port))

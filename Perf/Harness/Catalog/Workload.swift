@@ -45,5 +45,5 @@ struct Workload: Sendable, Hashable {
     static let all: [Workload] = [
         echo1, echo10, echo100, echo1000, connect10, udp, slow50, bulk, idle1k, idle10k, allocations,
         allocationsConnect, allocationsUDP, http1k, http1m,
-    ]
+    ] + tls
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPerfTLS
 import Foundation
 import Glibc
 
@@ -13,6 +14,14 @@ struct LoadCommand: ParsableCommand {
 
     enum Kind: String, ExpressibleByArgument, CaseIterable {
         case pingPong = "ping-pong", connectPerRequest = "connect", udp, bulk, idle, http
+        /// HTTPS, a new connection and full handshake per request; with `--path` a large file, bulk over TLS.
+        case tlsRequest = "tls-request"
+        /// Idle HTTPS keep-alive connections, each after one request (memory per idle TLS connection).
+        case tlsIdle = "tls-idle"
+
+        var isTLS: Bool { self == .tlsRequest || self == .tlsIdle }
+        /// Memory workloads: connections opened once and left idle.
+        var isIdle: Bool { self == .idle || self == .tlsIdle }
     }
 
     @Option(help: "What to do: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).") var kind: Kind
@@ -24,7 +33,8 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Bytes to stream (bulk).") var bytes: Int = 64 << 20
     @Option(help: "Seconds to let the server settle before sampling RSS (idle).") var settle: Double = 0.5
     @Option(help: "Allocation counter file of a server run with the malloc_count preload.") var mallocFile: String?
-    @Option(help: "The path an HTTP load fetches (http).") var path: String = "/"
+    @Option(help: "The path an HTTP load fetches (http, tls-request, tls-idle).") var path: String = "/"
+    @Option(help: "The PEM certificate the TLS loads trust (tls-request, tls-idle).") var caFile: String?
 
     func validate() throws {
         guard IPv4Endpoint(address) != nil else { throw ValidationError("bad --address \(address)") }
@@ -44,6 +54,15 @@ struct LoadCommand: ParsableCommand {
         case .udp: result = DatagramEchoLoad(endpoint: endpoint, clients: connections).run(&window)
         case .bulk: result = BulkTransferLoad(endpoint: endpoint, totalBytes: bytes).run(&window)
         case .http: result = HTTPKeepAliveLoad(endpoint: endpoint, connections: connections, path: path).run(&window)
+        case .tlsRequest, .tlsIdle:
+            guard let caFile, let client = perf_tls_client_new(caFile) else {
+                throw ValidationError("--ca-file missing or unreadable: the TLS loads need the server's certificate")
+            }
+            defer { perf_tls_client_free(client) }
+            result = kind == .tlsRequest
+                ? TLSRequestLoad(endpoint: endpoint, clients: connections, path: path, client: client).run(&window)
+                : TLSIdleLoad(endpoint: endpoint, connections: connections, path: path, settleSeconds: settle, client: client)
+                    .run(&window)
         case .idle:
             result = IdleConnectionsLoad(endpoint: endpoint, connections: connections, settleSeconds: settle).run(&window)
         }

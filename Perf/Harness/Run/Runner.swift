@@ -39,13 +39,13 @@ struct Runner {
             }
         }
         var rows = running.map { ServerRow(server: $0.spec.id, label: $0.spec.label, family: $0.spec.family) }
-        let quiet = workload.kind == .idle || workload.countsAllocations
+        let quiet = workload.kind.isIdle || workload.countsAllocations
         let rounds = quiet ? profile.quietRounds : (workload.connections >= 1000 ? profile.heavyRounds : profile.rounds)
         for round in 0..<rounds {
             let order = running.indices.map { ($0 + round) % running.count }
             for index in order {
                 let server = running[index]
-                if workload.kind == .idle && round > 0 {
+                if workload.kind.isIdle && round > 0 {
                     // Memory needs a fresh server each round, or the first round's high-water mark stays.
                     server.process.terminate()
                     if case .success(let command) = server.spec.command(for: workload, documentRoot: tools.documentRoot, port: port(for: server.spec)),
@@ -57,7 +57,7 @@ struct Runner {
                 let outcome = slice(running[index], workload: workload)
                 switch outcome {
                 case .success(let result):
-                    if workload.kind == .idle && result.stalled * 20 > UInt64(workload.connections) {
+                    if workload.kind.isIdle && result.stalled * 20 > UInt64(workload.connections) {
                         rows[index].failure = "served only \(result.requests) of \(workload.connections) connections"
                     }
                     rows[index].slices.append(result)
@@ -158,7 +158,8 @@ struct Runner {
             "--settle", String(profile.settleSeconds),
         ]
         if let file = server.counterFile { arguments += ["--malloc-file", file] }
-        if workload.kind == .http { arguments += ["--path", workload.path] }
+        if workload.kind == .http || workload.kind.isTLS { arguments += ["--path", workload.path] }
+        if workload.kind.isTLS, let tls = tools.tls { arguments += ["--ca-file", tls.certificate] }
         guard let load = try? ChildProcess(arguments: arguments, stdoutPath: output, stderrPath: "\(tools.logDirectory)/load.err")
         else { return .failure(SkipReason("could not start the load generator")) }
         guard load.wait(timeout: 60) == 0 else {
@@ -201,7 +202,7 @@ struct Runner {
         let cpu = row.slices.reduce(0) { $0 + $1.serverCPUSeconds }
         // /proc counts CPU in 10 ms ticks per process: a server spread over dozens of lightly loaded
         // children (forking) can read 0, which is "unknown", not "free".
-        if requests > 0 && workload.kind != .idle && cpu > 0 { row.cpuMicrosPerRequest = cpu / Double(requests) * 1e6 }
+        if requests > 0 && !workload.kind.isIdle && cpu > 0 { row.cpuMicrosPerRequest = cpu / Double(requests) * 1e6 }
         let window = row.slices.reduce(0) { $0 + $1.seconds }
         if window > 0 { row.loadCPUShare = row.slices.reduce(0) { $0 + $1.loadCPUSeconds } / window }
         row.peakRSSBytes = row.slices.map(\.serverPeakRSSBytes).max() ?? 0

@@ -14,6 +14,8 @@ struct PeerTools: Sendable {
     var nginx: String?
     var valgrind: String?
     var strace: String?
+    /// The TLS workloads' certificate, generated at the start of every run; nil without openssl.
+    var tls: TLSFiles?
 
     var outDirectory: String { "\(root)/Perf/out" }
     var cBinDirectory: String { "\(root)/Perf/out/bin" }
@@ -86,6 +88,7 @@ struct PeerTools: Sendable {
         valgrind = Self.which("valgrind")
         strace = Self.which("strace")
         makeDocumentRoot()
+        tls = TLSFiles.make(outDirectory: outDirectory, documentRoot: documentRoot, progress: progress)
         if buildNIO { buildNIOPeer(progress: progress) } else { nioProblem = "skipped (--no-nio)" }
     }
 

@@ -48,6 +48,8 @@ final class EventWorker: @unchecked Sendable {
     /// Where a connection's transport (TLS) puts the bytes it produced before they are sent: allocated on
     /// first use, so a loop without secured connections never has it.
     private var transportBufferStorage: UnsafeMutableRawBufferPointer?
+    /// Where a secured connection reads the next chunk of a file it sends (see `fileChunkBuffer`).
+    private var fileChunkBufferStorage: UnsafeMutableRawBufferPointer?
     /// The loop's handshake timeout, registered on first use (see `timeout(_:)`).
     private var handshakeTimeout: (duration: Duration, timeout: LoopTimeout?)?
 
@@ -55,6 +57,7 @@ final class EventWorker: @unchecked Sendable {
         receiveBuffer.deallocate()
         stagingBuffer.deallocate()
         transportBufferStorage?.deallocate()
+        fileChunkBufferStorage?.deallocate()
     }
 
     /// The transports' output buffer; on the loop's thread.
@@ -62,6 +65,15 @@ final class EventWorker: @unchecked Sendable {
         if let transportBufferStorage { return transportBufferStorage }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         transportBufferStorage = buffer
+        return buffer
+    }
+
+    /// The plaintext of a file a secured connection sends, one 64 KiB chunk at a time (`sendfile` would bypass
+    /// TLS): allocated on first use; on the loop's thread, used only within one call.
+    var fileChunkBuffer: UnsafeMutableRawBufferPointer {
+        if let fileChunkBufferStorage { return fileChunkBufferStorage }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        fileChunkBufferStorage = buffer
         return buffer
     }
 

@@ -264,6 +264,47 @@ final class StreamConnection: SocketEventTarget {
         return true
     }
 
+    /// Reads, encodes and sends `region` a chunk at a time while the socket takes it whole; the ciphertext the
+    /// socket does not take waits in `output` (ahead of the rest of the region, which stays queued). Called
+    /// with `output` empty; false when the connection failed.
+    private func sendSecuredChunks(of region: inout FileRegion, through transport: any EventStreamTransport) -> Bool {
+        let chunk = worker.fileChunkBuffer
+        let buffer = worker.transportBuffer
+        while !region.isEmpty && output.isEmpty {
+            do {
+                let count = try region.readChunk(into: chunk)
+                try transport.encode(UnsafeRawBufferPointer(rebasing: chunk[0..<count]))
+            } catch {
+                fail(error)
+                return false
+            }
+            while transport.pendingOutputCount > 0 {
+                let count = transport.takeOutput(into: buffer)
+                guard count > 0, let base = buffer.baseAddress else { break }
+                var sent = 0
+                while output.isEmpty && sent < count {
+                    let result = send(descriptor, base + sent, count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    if result > 0 {
+                        sent += result
+                        bytesSent &+= result
+                        continue
+                    }
+                    let code = errno
+                    if result < 0 && code == EINTR { continue }
+                    if result < 0 && (code == EAGAIN || code == EWOULDBLOCK) { break }
+                    fail(SocketError(operation: "send", code: result < 0 ? code : EPIPE))
+                    return false
+                }
+                if sent < count && !output.append(UnsafeRawBufferPointer(rebasing: buffer[sent..<count])) {
+                    fail(EventModeError.outOfMemory)
+                    return false
+                }
+            }
+        }
+        if !isInCallback && !output.isEmpty { updateInterest() }
+        return true
+    }
+
     /// Sends bytes as they are on the wire when nothing is queued, and queues the rest.
     private func sendOrQueueRaw(_ bytes: UnsafeRawBufferPointer, moreComing: Bool = false) -> Bool {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
@@ -322,20 +363,13 @@ final class StreamConnection: SocketEventTarget {
         guard sendOrQueue(header, moreComing: moreComing) else { return false }
         guard !region.isEmpty else { return true }
         var region = region
-        if transport != nil {
-            // `sendfile` would bypass the transport (TLS): the file goes through it like any write, so it
-            // counts against `maxBufferedOutput`.
-            do {
-                try region.copyChunks { chunk in
-                    guard sendOrQueue(chunk) else { throw EventModeError.outputLimitExceeded(limit: worker.configuration.maxBufferedOutput) }
-                }
-            } catch {
-                fail(error)
-                return false
-            }
-            return true
-        }
-        if output.isEmpty && files.isEmpty {
+        if output.isEmpty && files.isEmpty, let transport {
+            // `sendfile` would bypass the transport (TLS): the file is read and encoded a chunk at a time
+            // while the socket takes it; the rest is queued as a region (a file of any size costs one chunk
+            // of ciphertext, not its size, and does not count against `maxBufferedOutput`).
+            guard sendSecuredChunks(of: &region, through: transport) else { return false }
+            if region.isEmpty { return true }
+        } else if output.isEmpty && files.isEmpty {
             do {
                 // One call: it sends what the socket buffer takes; the rest waits for writability.
                 bytesSent &+= try region.sendOnce(to: descriptor, timeoutIsSet: false) ?? 0
@@ -588,7 +622,13 @@ final class StreamConnection: SocketEventTarget {
                 if !output.isEmpty { return false }
             }
             guard let first = files.first else { return true }
-            if !first.region.isEmpty {
+            if !first.region.isEmpty, let transport {
+                let before = first.region.count
+                let sent = sendSecuredChunks(of: &first.region, through: transport)
+                queuedFileBytes -= before - first.region.count
+                // The last chunk's ciphertext must be out before the bytes written after the file.
+                guard sent, first.region.isEmpty, output.isEmpty else { return false }
+            } else if !first.region.isEmpty {
                 do {
                     guard let sent = try first.region.sendOnce(to: descriptor, timeoutIsSet: false) else { return false }
                     queuedFileBytes -= sent

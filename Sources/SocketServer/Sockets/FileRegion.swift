@@ -58,6 +58,25 @@ public struct FileRegion: Sendable {
         }
     }
 
+    /// Reads the next bytes of what is left with one `pread` into `buffer` and moves past them: the path for a
+    /// connection that a security layer (TLS) carries, a chunk at a time as the socket takes the output.
+    /// - Returns: the bytes read (at most `buffer.count`; 0 only for an empty region).
+    /// - Throws: `FileRegionError.fileShrank` when the file ends early, `SocketError` from `pread`.
+    mutating func readChunk(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard count > 0 else { return 0 }
+        while true {
+            let read = pread(descriptor, buffer.baseAddress, min(count, buffer.count), off_t(offset))
+            if read < 0 {
+                if errno == EINTR { continue }
+                throw SocketError(operation: "pread", code: errno)
+            }
+            if read == 0 { throw FileRegionError.fileShrank(missing: count) }
+            offset += read
+            count -= read
+            return read
+        }
+    }
+
     /// One `sendfile(2)` of what is left to `socket`; returns the bytes sent and moves past them.
     ///
     /// - Returns: the bytes sent; nil when the socket would block (a non-blocking socket that is full).
