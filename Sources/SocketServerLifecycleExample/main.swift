@@ -46,18 +46,24 @@ enum Thread {
     }
 }
 
-var logger = Logger(label: "socketserver-lifecycle-example")
-logger.logLevel = .notice
-let event = CommandLine.arguments.dropFirst().first == "event"
-let drainSeconds = Int64(CommandLine.arguments.dropFirst(3).first ?? "") ?? 3
-let server: TCPServer =
-    event
-    ? try TCPServer(.loopback(), eventHandler: EventDelayedEcho.self, configuration: .init(loops: 1, shutdownTimeout: .seconds(drainSeconds)), logger: logger)
-    : try TCPServer(.loopback(), handler: DelayedEcho.self, mode: ThreadingMode(), logger: logger)
-print("listening on \(server.serverAddress)")
-fflush(nil)  // stdout is a pipe in the tests: block-buffered
-let group = ServiceGroup(
-    services: [SocketServerService(server, pollInterval: .milliseconds(50))],
-    gracefulShutdownSignals: [.sigterm], cancellationSignals: [.sigint], logger: logger)
-try await group.run()
-print("closed: \(server.lifecycleState)")
+/// The example's whole life. In a function rather than at the top level: the temporaries of top-level code
+/// in an async `main` are never released, which LeakSanitizer reports when the process exits.
+func runExample() async throws {
+    var logger = Logger(label: "socketserver-lifecycle-example")
+    logger.logLevel = .notice
+    let event = CommandLine.arguments.dropFirst().first == "event"
+    let drainSeconds = Int64(CommandLine.arguments.dropFirst(3).first ?? "") ?? 3
+    let server: TCPServer =
+        event
+        ? try TCPServer(.loopback(), eventHandler: EventDelayedEcho.self, configuration: .init(loops: 1, shutdownTimeout: .seconds(drainSeconds)), logger: logger)
+        : try TCPServer(.loopback(), handler: DelayedEcho.self, mode: ThreadingMode(), logger: logger)
+    print("listening on \(server.serverAddress)")
+    fflush(nil)  // stdout is a pipe in the tests: block-buffered
+    let group = ServiceGroup(
+        services: [SocketServerService(server, pollInterval: .milliseconds(50))],
+        gracefulShutdownSignals: [.sigterm], cancellationSignals: [.sigint], logger: logger)
+    try await group.run()
+    print("closed: \(server.lifecycleState)")
+}
+
+try await runExample()
