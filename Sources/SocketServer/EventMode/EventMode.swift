@@ -140,14 +140,13 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
                 throw SocketServerError.serverClosed
             }
         case (.datagram(let datagram), .datagram(let handler)):
-            try handler.datagramReceived(
-                EventDatagram(
-                    packet: datagram.packet,
-                    clientAddress: clientAddress,
-                    server: server,
-                    socket: datagram.socket
-                )
-            )
+            let event = EventDatagram(
+                packet: datagram.packet, clientAddress: clientAddress, server: server, socket: datagram.socket)
+            if let observer = server.observer {
+                try observer.observeRequest { try handler.datagramReceived(event) }
+            } else {
+                try handler.datagramReceived(event)
+            }
             server.shutdownRequest(request)
         case (.datagram(let datagram), .asyncDatagram(let dispatcher)):
             let workers = try runningWorkers()
@@ -218,6 +217,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             } catch {
                 server.handleError(error, clientAddress: clientAddress)
             }
+            if let observer = server.observer { observer.connectionRejected(.verifyRequest) }
             server.shutdownRequest(.stream(socket))
             return false
         }

@@ -341,7 +341,12 @@ open class BaseServer: @unchecked Sendable {
     /// `verifyRequest` refused (the handler must not run).
     private func secure(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         guard case .stream(let socket) = request, let security = connectionSecurity else { return true }
-        try security.secure(socket, clientAddress: clientAddress, server: self)
+        do {
+            try security.secure(socket, clientAddress: clientAddress, server: self)
+        } catch {
+            if let observer { observer.connectionRejected(.tlsHandshake) }
+            throw error
+        }
         let verified = try verifyRequest(request, clientAddress: clientAddress)
         if !verified, let observer { observer.connectionRejected(.verifyRequest) }
         return verified
@@ -580,9 +585,12 @@ open class BaseServer: @unchecked Sendable {
         // once its header and handshake are done.
         let deferred = (proxyProtocolSettings != nil || connectionSecurity != nil) && request.isStream
         if try deferred || verifyRequest(request, clientAddress: clientAddress) {
-            // Event mode reports its connections where they open, on their loop (`StreamConnection`); a
-            // forking server reports children, not connections (their ends happen in other processes).
-            if let observer, request.isStream, !(mode is EventMode), !(mode is ForkingMode) { observer.connectionAccepted() }
+            // Event mode reports its connections where they open, on their loop (`StreamConnection`). The
+            // stamp lets a connection parked between requests report its whole life when it ends.
+            if let observer, request.isStream, !(mode is EventMode) {
+                observer.connectionAccepted()
+                if let socket = request.socket { ObservedConnection.accepted(socket) }
+            }
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

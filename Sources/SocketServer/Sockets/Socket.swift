@@ -22,6 +22,17 @@ public final class Socket: @unchecked Sendable {
     private let transportStorage = SanitizedMutex<(any SocketTransport)?>(nil)
     /// Whether `transport` is set: receives and sends of a plain socket take no lock for it.
     private let hasTransport = Atomic(false)
+    /// Bytes a `RequestReader` received and a `RequestWriter` sent on this connection (after TLS: the
+    /// application's bytes), for `ServerObserver.connectionClosed` in the blocking modes. One relaxed
+    /// atomic add per receive or send call; wrapping.
+    package let readerBytes = Atomic<Int>(0)
+    package let writerBytes = Atomic<Int>(0)
+    /// When the connection was accepted, for an observer (`ObservedConnection`): nanoseconds after its origin,
+    /// 0 when not recorded.
+    package let observedOpenedAt = Atomic<Int>(0)
+    /// Whether a handler parked this socket's connection (`ObservedConnection.handOver`): its run reports no
+    /// close, the parked connection will.
+    package let observedParked = Atomic<Bool>(false)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
