@@ -175,9 +175,21 @@ struct ResourceSnapshot {
     let children: Set<pid_t>
 
     init() {
-        descriptors = openDescriptorCount()
+        descriptors = Self.descriptorCount()
         threads = Self.threadCount()
         children = Self.childProcesses()
+    }
+
+    /// The descriptors this process has open, less libdispatch's timer descriptors: it creates one per timer
+    /// bucket on first use (a `Task.sleep` of a length not slept before, as a handler's 60 s sleep that is
+    /// cancelled) and keeps it for the process's life, which made the async datagram shutdown test see one
+    /// "left behind" in about one run of ten under ThreadSanitizer. Nothing in the library creates a timerfd
+    /// (libevent's timers use the epoll timeout).
+    static func descriptorCount() -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return -1 }
+        return names.filter { name in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)")) != "anon_inode:[timerfd]"
+        }.count
     }
 
     /// The number of threads in this process.

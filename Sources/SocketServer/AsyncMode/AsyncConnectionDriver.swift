@@ -21,30 +21,35 @@ final class AsyncConnectionDriver: EventStreamHandler {
     /// A waiting writer resumes once queued output falls to this.
     let outputLowWatermark: Int
     /// The handler's `timeout`: a limit on each suspended read and write; nil waits for ever.
-    private(set) var timeout: Duration?
+    @exclusivity(unchecked) private(set) var timeout: Duration?
     /// Fire after `timeout` and make the suspended read or write throw; nil until first needed, and again
     /// once the connection closed (they must be freed on the loop, before it stops).
-    private var readTimer: LoopEvent?
-    private var writeTimer: LoopEvent?
+    @exclusivity(unchecked) private var readTimer: LoopEvent?
+    @exclusivity(unchecked) private var writeTimer: LoopEvent?
     let unretainedServer: UnretainedServer
 
-    private(set) var connection: EventConnection?
+    // The state below is touched on the loop's thread only (the callbacks, and the handler's task, which
+    // runs there), and no access spans a call that could come back in: resuming a waiter only enqueues its
+    // task. So, as in `StreamConnection`, the runtime's exclusivity checks (`swift_beginAccess`, about 75
+    // instructions each, several per message) are off.
+
+    @exclusivity(unchecked) private(set) var connection: EventConnection?
     /// Received bytes the handler has not read yet.
-    var input = ByteQueue()
+    @exclusivity(unchecked) var input = ByteQueue()
     /// The peer sent end of file.
-    private(set) var endOfInput = false
+    @exclusivity(unchecked) private(set) var endOfInput = false
     /// Why the connection is unusable (closed, reset, timed out); reads and writes throw it.
-    private(set) var failure: (any Error)?
-    private var readWaiter: UnsafeContinuation<Void, any Error>?
-    private var writeWaiter: UnsafeContinuation<Void, any Error>?
-    private var task: Task<Void, Never>?
-    private var isPausedForInput = false
+    @exclusivity(unchecked) private(set) var failure: (any Error)?
+    @exclusivity(unchecked) private var readWaiter: UnsafeContinuation<Void, any Error>?
+    @exclusivity(unchecked) private var writeWaiter: UnsafeContinuation<Void, any Error>?
+    @exclusivity(unchecked) private var task: Task<Void, Never>?
+    @exclusivity(unchecked) private var isPausedForInput = false
     /// The handler was told of one idle timeout already; the next one closes the connection.
-    private var sawIdleTimeout = false
+    @exclusivity(unchecked) private var sawIdleTimeout = false
     /// The server is shutting down: a read that would wait for more input ends the input instead.
-    private(set) var isShuttingDown = false
+    @exclusivity(unchecked) private(set) var isShuttingDown = false
     /// Whether the peer has sent any byte yet.
-    private var receivedAny = false
+    @exclusivity(unchecked) private var receivedAny = false
 
     init(
         context: EventHandlerContext,
@@ -141,8 +146,11 @@ final class AsyncConnectionDriver: EventStreamHandler {
 
     // MARK: - For the reader and writer (on the loop, inside the handler's task)
 
-    /// Waits until more input, end of input or a failure arrives.
-    func waitForInput() async throws {
+    /// Prepares to wait for more input, end of input or a failure: returns true when the caller must now
+    /// park in `withUnsafeThrowingContinuation { driver.parkReader($0) }`, false when the input ended
+    /// meanwhile (a shutdown). Synchronous, so that the reader's loop suspends in its own frame: every extra
+    /// async call level costs a frame allocation and an executor check per message.
+    func prepareToWaitForInput() throws -> Bool {
         try Task.checkCancellation()
         if let failure { throw failure }
         // A connection that has sent nothing yet is not idle: its first request is on its way (the client
@@ -150,13 +158,19 @@ final class AsyncConnectionDriver: EventStreamHandler {
         // shutdownTimeout.
         if isShuttingDown && input.isEmpty && receivedAny {
             endOfInput = true
-            return
+            return false
         }
         if isPausedForInput, input.count < inputLimit / 2 {
             isPausedForInput = false
             connection?.resumeReading()
         }
-        try await suspend(reading: true)
+        armTimer(reading: true)
+        return true
+    }
+
+    /// Keeps the suspended reader's continuation until a callback resumes it.
+    func parkReader(_ continuation: UnsafeContinuation<Void, any Error>) {
+        readWaiter = continuation
     }
 
     /// Marks `count` buffered bytes as read, and reads from the peer again once the buffer has room.
@@ -169,7 +183,7 @@ final class AsyncConnectionDriver: EventStreamHandler {
     }
 
     /// Waits until at most `limit` bytes of the connection's output are queued (0: all sent), or it failed.
-    func waitForOutput(atMost limit: Int) async throws {
+    nonisolated(nonsending) func waitForOutput(atMost limit: Int) async throws {
         while let connection, connection.bufferedOutputCount > limit {
             try Task.checkCancellation()
             try await suspend(reading: false)
@@ -178,16 +192,20 @@ final class AsyncConnectionDriver: EventStreamHandler {
     }
 
     /// Suspends the reader or the writer until a callback wakes it, with the handler's `timeout` armed.
-    private func suspend(reading: Bool) async throws {
-        if let timeout, connection != nil {
-            let timer = reading ? (readTimer ?? makeTimer(reading: true)) : (writeTimer ?? makeTimer(reading: false))
-            timer.add(timeout: timeout)
-        }
+    nonisolated(nonsending) private func suspend(reading: Bool) async throws {
+        armTimer(reading: reading)
         if reading {
             try await withUnsafeThrowingContinuation { readWaiter = $0 }
         } else {
             try await withUnsafeThrowingContinuation { writeWaiter = $0 }
         }
+    }
+
+    /// Arms the handler's `timeout` for a read or write about to suspend (nothing without one).
+    private func armTimer(reading: Bool) {
+        guard let timeout, connection != nil else { return }
+        let timer = reading ? (readTimer ?? makeTimer(reading: true)) : (writeTimer ?? makeTimer(reading: false))
+        timer.add(timeout: timeout)
     }
 
     private func makeTimer(reading: Bool) -> LoopEvent {

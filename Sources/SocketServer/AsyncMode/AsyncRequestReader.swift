@@ -28,7 +28,7 @@ public struct AsyncRequestReader {
     ///   still open then, so the handler may answer before it returns; a second idle timeout closes it);
     ///   a `SocketError` with `isTimeout` when the handler's `timeout` expired while waiting (what arrived
     ///   stays buffered); `CancellationError` when the task was cancelled.
-    public func readLine(maxLength: Int? = nil) async throws -> [UInt8] {
+    nonisolated(nonsending) public func readLine(maxLength: Int? = nil) async throws -> [UInt8] {
         let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = 0
         while true {
@@ -40,7 +40,9 @@ public struct AsyncRequestReader {
             guard available < limit else { throw SocketServerError.lineTooLong(limit: limit) }
             scanned = available
             if driver.endOfInput { return take(available) }
-            try await driver.waitForInput()
+            if try driver.prepareToWaitForInput() {
+                try await withUnsafeThrowingContinuation { driver.parkReader($0) }
+            }
         }
     }
 
@@ -50,7 +52,7 @@ public struct AsyncRequestReader {
     /// - Throws: `SocketServerError.readLengthOutOfRange` when `count` is negative or above `maxReadLength`,
     ///   before anything is consumed; otherwise as `readLine()`. Bytes read before a failure are lost with
     ///   it.
-    public func read(_ count: Int) async throws -> [UInt8] {
+    nonisolated(nonsending) public func read(_ count: Int) async throws -> [UInt8] {
         guard count >= 0, count <= maxReadLength else {
             throw SocketServerError.readLengthOutOfRange(count: count, limit: maxReadLength)
         }
@@ -65,15 +67,19 @@ public struct AsyncRequestReader {
                 continue
             }
             if driver.endOfInput { break }
-            try await driver.waitForInput()
+            if try driver.prepareToWaitForInput() {
+                try await withUnsafeThrowingContinuation { driver.parkReader($0) }
+            }
         }
         return result
     }
 
     /// Returns what is buffered, or waits for bytes when nothing is; empty at end of input.
-    public func readAvailable() async throws -> [UInt8] {
+    nonisolated(nonsending) public func readAvailable() async throws -> [UInt8] {
         while driver.input.isEmpty && !driver.endOfInput {
-            try await driver.waitForInput()
+            if try driver.prepareToWaitForInput() {
+                try await withUnsafeThrowingContinuation { driver.parkReader($0) }
+            }
         }
         return take(driver.input.count)
     }

@@ -16,17 +16,17 @@ public struct AsyncRequestWriter {
     /// - Throws: the connection's failure, or `AsyncConnectionClosed`, when it no longer takes writes; a
     ///   `SocketError` with `isTimeout` when the handler's `timeout` expired while waiting (the bytes stay
     ///   queued); `CancellationError` when the task was cancelled.
-    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+    nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
         if try driver.writeNow(bytes) { try await waitBelowLowWatermark() }
     }
 
     /// Sends `bytes`; see `write(_:)`.
-    public func write(_ bytes: [UInt8]) async throws {
+    nonisolated(nonsending) public func write(_ bytes: [UInt8]) async throws {
         if try bytes.withUnsafeBytes({ try driver.writeNow($0) }) { try await waitBelowLowWatermark() }
     }
 
     /// Sends `text` as UTF-8.
-    public func write(_ text: String) async throws {
+    nonisolated(nonsending) public func write(_ text: String) async throws {
         var text = text
         if try text.withUTF8({ try driver.writeNow(UnsafeRawBufferPointer($0)) }) {
             try await waitBelowLowWatermark()
@@ -43,17 +43,17 @@ public struct AsyncRequestWriter {
     ///     empty by default.
     /// - Throws: the connection's failure (`FileRegionError.fileShrank` when the file ended early), or
     ///   `AsyncConnectionClosed`, when it no longer takes writes.
-    public func sendFile(_ region: FileRegion, after header: [UInt8] = []) async throws {
+    nonisolated(nonsending) public func sendFile(_ region: FileRegion, after header: [UInt8] = []) async throws {
         if try driver.sendFileNow(region, after: header) { try await waitBelowLowWatermark() }
     }
 
     /// Waits until everything written has been taken by the peer.
     /// - Throws: as `write(_:)`.
-    public func flush() async throws {
+    nonisolated(nonsending) public func flush() async throws {
         try await driver.waitForOutput(atMost: 0)
     }
 
-    private func waitBelowLowWatermark() async throws {
+    nonisolated(nonsending) private func waitBelowLowWatermark() async throws {
         try await driver.waitForOutput(atMost: driver.outputLowWatermark)
     }
 }

@@ -19,6 +19,10 @@ package final class EventLoop: @unchecked Sendable {
     let jobs = SanitizedMutex(JobQueue())
     /// Activated when jobs are queued; its callback runs a bounded batch of them.
     let jobEvent: OpaquePointer
+    /// Jobs enqueued on the loop's own thread while a callback that drains them is running (see
+    /// `LoopExecutor.swift`). Touched on the loop's thread only, never across a call that could re-enter it
+    /// unguarded, so exclusivity checks are off.
+    @exclusivity(unchecked) var localJobs = LocalJobQueue()
 
     /// Creates an event base with locking enabled, so that other threads can wake it.
     ///

@@ -133,19 +133,31 @@ final class StreamConnection: SocketEventTarget {
 
     // MARK: - Loop callbacks
 
+    // Each callback runs inside `drainingJobs`: an async handler's task that its bytes resumed runs right
+    // after it, in the same loop turn (the loop is held in a local, as the connection may be gone by then).
+
     override func socketReadable() {
-        if let transport {
-            inCallback { try receiveSecured(transport) }
-        } else {
-            inCallback(receive)
+        let loop = worker.loop
+        loop.drainingJobs {
+            if let transport {
+                inCallback { try receiveSecured(transport) }
+            } else {
+                inCallback(receive)
+            }
         }
     }
 
     override func socketWritable() {
-        inCallback(flush)
+        let loop = worker.loop
+        loop.drainingJobs { inCallback(flush) }
     }
 
     override func socketTimedOut() {
+        let loop = worker.loop
+        loop.drainingJobs(timedOut)
+    }
+
+    private func timedOut() {
         inCallback {
             if let transport, !transport.isEstablished {
                 if let observer = server.server.observer { observer.connectionRejected(.tlsHandshake) }

@@ -19,41 +19,54 @@ final class AsyncEchoHandler: DependentAsyncStreamRequestHandler<ServiceContext>
     }
 
     override func handle() async throws {
-        let context = dependencies
         var lines = 0
         var bytes = 0
         var outcome = "closed by client"
-        defer {
-            context.logger.info(
-                "echo connection",
-                metadata: [
-                    "client": "\(clientAddress)", "lines": "\(lines)", "bytes": "\(bytes)", "end": "\(outcome)",
-                ])
-        }
+        defer { logEnd(lines: lines, bytes: bytes, outcome: outcome) }
         do {
             while true {
                 let line = try await rfile.readLine(maxLength: 65536)
                 if line.isEmpty { return }
-                if let delay = context.replyDelay { try await Task.sleep(for: delay) }
+                if let delay = dependencies.replyDelay { try await Task.sleep(for: delay) }
                 try await wfile.write(line)
                 lines += 1
                 bytes += line.count
-                context.logger.debug("echo line", metadata: ["client": "\(clientAddress)", "bytes": "\(line.count)"])
+                logLine(line.count)
             }
         } catch SocketServerError.lineTooLong(let limit) {
             outcome = "line longer than \(limit) bytes"
         } catch let error as EventModeError {
-            switch error {
-            case .idleTimeout: outcome = "idle timeout"
-            case .shutdownDeadlineExpired: outcome = "server shutting down"
-            default: outcome = "\(error)"
-            }
+            outcome = Self.describe(error)
         } catch is CancellationError {
             outcome = "server shutting down"
         } catch let error as SocketError where error.isDisconnect {
             outcome = "reset by client"
         } catch is AsyncConnectionClosed {
             outcome = "connection closed"
+        }
+    }
+
+    // The logging lives in synchronous helpers: their temporaries (metadata dictionaries, interpolated
+    // strings) then sit on the loop thread's stack for the call, not in `handle()`'s async frame, which every
+    // idle connection keeps for its whole life.
+
+    private func logLine(_ count: Int) {
+        dependencies.logger.debug("echo line", metadata: ["client": "\(clientAddress)", "bytes": "\(count)"])
+    }
+
+    private func logEnd(lines: Int, bytes: Int, outcome: String) {
+        dependencies.logger.info(
+            "echo connection",
+            metadata: [
+                "client": "\(clientAddress)", "lines": "\(lines)", "bytes": "\(bytes)", "end": "\(outcome)",
+            ])
+    }
+
+    private static func describe(_ error: EventModeError) -> String {
+        switch error {
+        case .idleTimeout: "idle timeout"
+        case .shutdownDeadlineExpired: "server shutting down"
+        default: "\(error)"
         }
     }
 }
