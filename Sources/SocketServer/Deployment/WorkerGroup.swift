@@ -35,7 +35,12 @@ public final class WorkerGroup: Sendable {
         SocketActivation.environmentValue(InheritanceEnvironment.workerIndex).flatMap { Int($0) }
     }
 
-    private let listeners: Listeners
+    /// The sockets worker `i` inherits: `socketSets[i]`, or `socketSets[0]` for every worker when shared.
+    /// Kept as a plain array rather than the `Listeners` enum, whose `perWorker` case Swift stores with its
+    /// tag in the array pointer's spare bits: LeakSanitizer cannot follow such a pointer and reported the
+    /// sockets as leaked by a master whose group was still alive at exit.
+    private let socketSets: [[Socket]]
+    private let sharesSockets: Bool
     private let configuration: Configuration
     private let logger: Logger
     private let notifier: ServiceNotifier?
@@ -73,7 +78,14 @@ public final class WorkerGroup: Sendable {
         guard CSocketServerShims_pipe2(&ends, O_CLOEXEC | O_NONBLOCK) == 0 else {
             throw SocketError(operation: "pipe2", code: errno)
         }
-        self.listeners = listeners
+        switch listeners {
+        case .shared(let shared):
+            socketSets = [shared]
+            sharesSockets = true
+        case .perWorker(let sets):
+            socketSets = sets
+            sharesSockets = false
+        }
         self.configuration = configuration
         self.logger = logger
         self.notifier = notifier
@@ -113,11 +125,7 @@ public final class WorkerGroup: Sendable {
     // MARK: - Internals shared with the supervisor
 
     fileprivate func spawnWorker(_ index: Int) throws -> ProcessSpawner.Child {
-        let sockets: [Socket]
-        switch listeners {
-        case .shared(let shared): sockets = shared
-        case .perWorker(let sets): sockets = sets[index]
-        }
+        let sockets = sharesSockets ? socketSets[0] : socketSets[index]
         var spawner = ProcessSpawner(arguments: configuration.arguments)
         spawner.environment = [
             InheritanceEnvironment.workerIndex: "\(index)",
