@@ -74,3 +74,47 @@ int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, uns
     *gid = credentials.gid;
     return 0;
 }
+
+int CSocketServerShims_receive_batch(int fd, void *buffers, size_t slot_size, void *addresses, size_t address_size,
+                                     unsigned int *address_lengths, size_t *lengths, unsigned int count, int flags) {
+    struct mmsghdr messages[CSOCKETSERVERSHIMS_BATCH_MAX];
+    struct iovec vectors[CSOCKETSERVERSHIMS_BATCH_MAX];
+    if (count > CSOCKETSERVERSHIMS_BATCH_MAX) count = CSOCKETSERVERSHIMS_BATCH_MAX;
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)buffers + (size_t)i * slot_size;
+        vectors[i].iov_len = slot_size;
+        messages[i].msg_hdr = (struct msghdr){
+            .msg_name = (char *)addresses + (size_t)i * address_size,
+            .msg_namelen = (socklen_t)address_size,
+            .msg_iov = &vectors[i],
+            .msg_iovlen = 1,
+        };
+        messages[i].msg_len = 0;
+    }
+    int received = recvmmsg(fd, messages, count, flags, NULL);
+    for (int i = 0; i < received; i++) {
+        address_lengths[i] = messages[i].msg_hdr.msg_namelen;
+        lengths[i] = messages[i].msg_len;
+    }
+    return received;
+}
+
+int CSocketServerShims_send_batch(int fd, const void *const *payloads, const size_t *lengths, const void *addresses,
+                                  size_t address_size, const unsigned int *address_lengths, unsigned int count,
+                                  int flags) {
+    struct mmsghdr messages[CSOCKETSERVERSHIMS_BATCH_MAX];
+    struct iovec vectors[CSOCKETSERVERSHIMS_BATCH_MAX];
+    if (count > CSOCKETSERVERSHIMS_BATCH_MAX) count = CSOCKETSERVERSHIMS_BATCH_MAX;
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (void *)payloads[i];
+        vectors[i].iov_len = lengths[i];
+        messages[i].msg_hdr = (struct msghdr){
+            .msg_name = (void *)((const char *)addresses + (size_t)i * address_size),
+            .msg_namelen = address_lengths[i],
+            .msg_iov = &vectors[i],
+            .msg_iovlen = 1,
+        };
+        messages[i].msg_len = 0;
+    }
+    return sendmmsg(fd, messages, count, flags);
+}

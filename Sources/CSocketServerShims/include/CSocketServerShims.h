@@ -74,4 +74,22 @@ int CSocketServerShims_set_child_subreaper(int on);
 /// gid. Returns 0, or -1 with errno set.
 int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
 
+/// The most datagrams one call of `CSocketServerShims_receive_batch` or `CSocketServerShims_send_batch` takes.
+#define CSOCKETSERVERSHIMS_BATCH_MAX 64
+
+/// recvmmsg(2) of up to `count` (at most CSOCKETSERVERSHIMS_BATCH_MAX) datagrams in one call, without waiting
+/// for more than the first (MSG_WAITFORONE is not set: with `flags` MSG_DONTWAIT none is waited for).
+/// Datagram i goes to `buffers + i * slot_size` (at most `slot_size` bytes; a longer one is cut, as recvfrom
+/// cuts it), its sender to `addresses + i * address_size` (a sockaddr_storage each) with its length in
+/// `address_lengths[i]`, its kept length in `lengths[i]`. Returns how many arrived, or -1 with errno set.
+int CSocketServerShims_receive_batch(int fd, void *buffers, size_t slot_size, void *addresses, size_t address_size,
+                                     unsigned int *address_lengths, size_t *lengths, unsigned int count, int flags);
+
+/// sendmmsg(2) of `count` (at most CSOCKETSERVERSHIMS_BATCH_MAX) datagrams in one call: datagram i is
+/// `lengths[i]` bytes at `payloads[i]`, to the address at `addresses + i * address_size` of length
+/// `address_lengths[i]`. Returns how many were sent (the first ones), or -1 with errno set when none was.
+int CSocketServerShims_send_batch(int fd, const void *const *payloads, const size_t *lengths, const void *addresses,
+                                  size_t address_size, const unsigned int *address_lengths, unsigned int count,
+                                  int flags);
+
 #endif

@@ -40,11 +40,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     private let nextWorker = Atomic<Int>(0)
     private let isClosing = Atomic<Bool>(false)
     private let drained = SanitizedMutex<DispatchSemaphore?>(nil)
+    /// The replies of a batch of datagrams (`EventDatagramHandler`), sent together; nil for other handlers.
+    let datagramReplies: DatagramReplyQueue?
 
     /// A mode whose connections are served by instances of `handler`, for `TCPServer` and `UnixStreamServer`.
     public init(handler: EventStreamHandler.Type, configuration: Configuration = Configuration()) {
         self.handling = .stream { _ in handler.init() }
         self.configuration = configuration
+        self.datagramReplies = nil
     }
 
     /// A mode whose connections are served by handlers that `makeHandler` builds, one per connection, on
@@ -56,6 +59,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     ) {
         self.handling = .stream(makeHandler)
         self.configuration = configuration
+        self.datagramReplies = nil
     }
 
     /// A mode whose connections are served by instances of `handler` on `loops` loops (nil: one per CPU).
@@ -68,6 +72,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     public init(datagramHandler: EventDatagramHandler.Type, configuration: Configuration = Configuration()) {
         self.handling = .datagram(datagramHandler.init())
         self.configuration = configuration
+        self.datagramReplies = DatagramReplyQueue()
     }
 
     /// A mode whose datagrams are all answered by `datagramHandler` (built by you, with whatever it needs),
@@ -76,12 +81,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     public init(datagramHandler: sending EventDatagramHandler, configuration: Configuration = Configuration()) {
         self.handling = .datagram(datagramHandler)
         self.configuration = configuration
+        self.datagramReplies = DatagramReplyQueue()
     }
 
     /// A mode whose datagrams are each answered by an async handler task on one of the loops.
     init(configuration: Configuration, asyncDatagrams: AsyncDatagramDispatcher) {
         self.handling = .asyncDatagram(asyncDatagrams)
         self.configuration = configuration
+        self.datagramReplies = nil
     }
 
     /// Starts the loop threads now instead of on the first connection (a loop needs two descriptors, which
@@ -145,7 +152,8 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
                     packet: datagram.packet,
                     clientAddress: clientAddress,
                     server: server,
-                    socket: datagram.socket
+                    socket: datagram.socket,
+                    replies: datagramReplies
                 )
             )
             server.shutdownRequest(request)
