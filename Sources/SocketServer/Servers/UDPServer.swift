@@ -18,8 +18,9 @@ open class UDPServer: TCPServer, @unchecked Sendable {
     /// - Throws: `SocketError`, which the serving loop swallows; `EAGAIN` at once when no datagram is queued
     ///   after all (a spurious readiness, for example a datagram the kernel dropped for a bad checksum).
     ///
-    /// In `serveForever` with `EventMode` or `SynchronousMode`, one readiness receives up to 32 datagrams
-    /// with one `recvmmsg(2)` (fewer for a `maxPacketSize` over 128 KiB) and handles them one after the other
+    /// In `serveForever` with an `EventDatagramHandler` (`EventMode`) or `SynchronousMode`, one readiness
+    /// receives up to 32 datagrams with one `recvmmsg(2)` (fewer for a `maxPacketSize` over 128 KiB) and
+    /// handles them one after the other
     /// before going back to the loop (so other events wait for at most one batch); each call here then hands
     /// out the next of them. Otherwise each call receives one datagram. The packet array is reused for the
     /// next datagram unless a handler kept it, so a handler that does not keep it costs no allocation.
@@ -88,15 +89,17 @@ open class UDPServer: TCPServer, @unchecked Sendable {
     open override func closeRequest(_ request: Request) {}
 }
 
-/// How a datagram server's mode takes datagrams: in batches (event and synchronous modes, which handle them
-/// where they are received) or one per readiness; and where event-mode replies wait for the batch's end.
+/// How a datagram server's mode takes datagrams: in batches (event-mode `EventDatagramHandler`s and synchronous
+/// mode, which handle them where they are received, without a capacity to check) or one per readiness; and
+/// where event-mode replies wait for the batch's end.
 private struct DatagramBatching {
     let receivesBatches: Bool
     let replies: DatagramReplyQueue?
 
     init(mode: any ConcurrencyMode) {
-        let eventMode = mode as? EventMode
-        receivesBatches = eventMode != nil || mode is SynchronousMode
-        replies = eventMode?.datagramReplies
+        // Async datagram handlers (an `EventMode` without a reply queue) are bounded by `maxConnections`, checked
+        // per readiness: they take one datagram at a time.
+        replies = (mode as? EventMode)?.datagramReplies
+        receivesBatches = replies != nil || mode is SynchronousMode
     }
 }
