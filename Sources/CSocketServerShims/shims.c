@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,26 +76,43 @@ int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, uns
     return 0;
 }
 
-int CSocketServerShims_receive_batch(int fd, void *buffers, size_t slot_size, void *addresses, size_t address_size,
-                                     unsigned int *address_lengths, size_t *lengths, unsigned int count, int flags) {
+struct receive_batch {
+    unsigned int count;
+    socklen_t address_size;
     struct mmsghdr messages[CSOCKETSERVERSHIMS_BATCH_MAX];
     struct iovec vectors[CSOCKETSERVERSHIMS_BATCH_MAX];
+};
+
+void *CSocketServerShims_receive_batch_create(void *buffers, size_t slot_size, void *addresses, size_t address_size,
+                                              unsigned int count) {
+    struct receive_batch *batch = calloc(1, sizeof(struct receive_batch));
+    if (batch == NULL) return NULL;
     if (count > CSOCKETSERVERSHIMS_BATCH_MAX) count = CSOCKETSERVERSHIMS_BATCH_MAX;
+    batch->count = count;
+    batch->address_size = (socklen_t)address_size;
     for (unsigned int i = 0; i < count; i++) {
-        vectors[i].iov_base = (char *)buffers + (size_t)i * slot_size;
-        vectors[i].iov_len = slot_size;
-        messages[i].msg_hdr = (struct msghdr){
-            .msg_name = (char *)addresses + (size_t)i * address_size,
-            .msg_namelen = (socklen_t)address_size,
-            .msg_iov = &vectors[i],
-            .msg_iovlen = 1,
-        };
-        messages[i].msg_len = 0;
+        batch->vectors[i].iov_base = (char *)buffers + (size_t)i * slot_size;
+        batch->vectors[i].iov_len = slot_size;
+        batch->messages[i].msg_hdr.msg_name = (char *)addresses + (size_t)i * address_size;
+        batch->messages[i].msg_hdr.msg_namelen = (socklen_t)address_size;
+        batch->messages[i].msg_hdr.msg_iov = &batch->vectors[i];
+        batch->messages[i].msg_hdr.msg_iovlen = 1;
     }
-    int received = recvmmsg(fd, messages, count, flags, NULL);
+    return batch;
+}
+
+void CSocketServerShims_receive_batch_free(void *batch) { free(batch); }
+
+int CSocketServerShims_receive_batch(void *opaque, int fd, unsigned int count, int flags, size_t *lengths,
+                                     unsigned int *address_lengths) {
+    struct receive_batch *batch = opaque;
+    if (count > batch->count) count = batch->count;
+    int received = recvmmsg(fd, batch->messages, count, flags, NULL);
     for (int i = 0; i < received; i++) {
-        address_lengths[i] = messages[i].msg_hdr.msg_namelen;
-        lengths[i] = messages[i].msg_len;
+        lengths[i] = batch->messages[i].msg_len;
+        address_lengths[i] = batch->messages[i].msg_hdr.msg_namelen;
+        // The kernel wrote the sender's length here: the next receive needs the full size again.
+        batch->messages[i].msg_hdr.msg_namelen = batch->address_size;
     }
     return received;
 }

@@ -23,25 +23,30 @@ final class DatagramReplyQueue: @unchecked Sendable {
 
     /// The serving thread while it handles a batch, else 0: a reply checks it to know whether it may queue.
     private let collectingThread = Atomic<UInt>(0)
-    private var bytes: [UInt8] = []
-    private var offsets: [Int] = []
-    private var lengths: [Int] = []
-    private var payloads: [UnsafeRawPointer?] = []
+    // Fixed-capacity storage, allocated once; `bytes` grows (up to `byteLimit`) to the largest batch seen.
+    private let offsets = UnsafeMutablePointer<Int>.allocate(capacity: DatagramReplyQueue.capacity)
+    private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: DatagramReplyQueue.capacity)
+    private let payloads = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: DatagramReplyQueue.capacity)
     private let addresses = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: DatagramReplyQueue.capacity)
-    private var addressLengths = [UInt32](repeating: 0, count: DatagramReplyQueue.capacity)
-    private var count = 0
+    private let addressLengths = UnsafeMutablePointer<UInt32>.allocate(capacity: DatagramReplyQueue.capacity)
+    // Serving-thread state only (see the type's documentation): no runtime exclusivity checks.
+    @exclusivity(unchecked) private var bytes = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+    @exclusivity(unchecked) private var byteCapacity = 4096
+    @exclusivity(unchecked) private var byteCount = 0
+    @exclusivity(unchecked) private var count = 0
     /// The socket refused the last send with `EAGAIN`: a write event waits for room.
-    private var isBlocked = false
-    private var writeEvent: LoopEvent?
+    @exclusivity(unchecked) private var isBlocked = false
+    @exclusivity(unchecked) private var writeEvent: LoopEvent?
 
-    init() {
-        offsets.reserveCapacity(Self.capacity)
-        lengths.reserveCapacity(Self.capacity)
-        payloads.reserveCapacity(Self.capacity)
-    }
+    init() {}
 
     deinit {
+        offsets.deallocate()
+        lengths.deallocate()
+        payloads.deallocate()
         addresses.deallocate()
+        addressLengths.deallocate()
+        bytes.deallocate()
     }
 
     /// How many times the socket had no room for queued replies (read from any thread, for the tests).
@@ -56,8 +61,8 @@ final class DatagramReplyQueue: @unchecked Sendable {
 
     /// Starts collecting replies; on the serving thread (which runs `loop`), before the batch's handlers run.
     func beginBatch(loop: EventLoop, logger: Logger) {
-        writeLoop = loop
-        self.logger = logger
+        if writeLoop !== loop { writeLoop = loop }
+        if self.logger == nil { self.logger = logger }
         collectingThread.store(UInt(pthread_self()), ordering: .relaxed)
     }
 
@@ -70,15 +75,25 @@ final class DatagramReplyQueue: @unchecked Sendable {
     /// Queues `payload` for `address`; false when the queue is full while the socket has no room (dropped).
     /// Only on the collecting thread (`isCollectingOnThisThread`).
     func append(_ payload: UnsafeRawBufferPointer, to address: SocketAddress, socket: Socket) -> Bool {
-        if count == Self.capacity || bytes.count + payload.count > Self.byteLimit {
+        if count == Self.capacity || byteCount + payload.count > Self.byteLimit {
             // Full: make room by sending now, unless the socket has none either.
             guard !isBlocked, let loop = writeLoop, let logger else { return false }
             flush(on: socket, loop: loop, logger: logger)
-            if count == Self.capacity || bytes.count + payload.count > Self.byteLimit { return false }
+            if count == Self.capacity || byteCount + payload.count > Self.byteLimit { return false }
         }
-        offsets.append(bytes.count)
-        lengths.append(payload.count)
-        bytes.append(contentsOf: payload)
+        let end = byteCount + payload.count
+        if end > byteCapacity {
+            // At most byteLimit (checked above): no overflow.
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: max(end, 2 * byteCapacity), alignment: 16)
+            grown.copyMemory(from: bytes, byteCount: byteCount)
+            bytes.deallocate()
+            bytes = grown
+            byteCapacity = max(end, 2 * byteCapacity)
+        }
+        if let source = payload.baseAddress { (bytes + byteCount).copyMemory(from: source, byteCount: payload.count) }
+        offsets[count] = byteCount
+        lengths[count] = payload.count
+        byteCount = end
         address.withSockAddr { pointer, length in
             UnsafeMutableRawPointer(addresses + count).copyMemory(from: pointer, byteCount: Int(length))
             addressLengths[count] = UInt32(length)
@@ -88,8 +103,8 @@ final class DatagramReplyQueue: @unchecked Sendable {
     }
 
     /// The serving loop (the write event runs there) and the server's logger, from `beginBatch`.
-    private var writeLoop: EventLoop?
-    private var logger: Logger?
+    @exclusivity(unchecked) private var writeLoop: EventLoop?
+    @exclusivity(unchecked) private var logger: Logger?
 
     /// Sends the queued replies with `sendmmsg(2)` (`MSG_DONTWAIT`; again after `EINTR`) until all are sent
     /// or the socket is full, in which case a write event on `loop` sends the rest later.
@@ -100,28 +115,12 @@ final class DatagramReplyQueue: @unchecked Sendable {
         let descriptor = socket.fileDescriptor
         guard descriptor >= 0 else { return discardAll() }
         var sent = 0
-        bytes.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            payloads.removeAll(keepingCapacity: true)
-            for index in 0..<count { payloads.append(base + offsets[index]) }
-        }
-        if bytes.isEmpty {
-            // Empty replies only: any non-null pointer will do for zero bytes.
-            payloads.removeAll(keepingCapacity: true)
-            for _ in 0..<count { payloads.append(UnsafeRawPointer(addresses)) }
-        }
+        for index in 0..<count { payloads[index] = UnsafeRawPointer(bytes + offsets[index]) }
         let storageSize = MemoryLayout<sockaddr_storage>.size
         while sent < count {
-            let result = payloads.withUnsafeBufferPointer { payloads in
-                lengths.withUnsafeBufferPointer { lengths in
-                    addressLengths.withUnsafeBufferPointer { addressLengths in
-                        CSocketServerShims_send_batch(
-                            descriptor, payloads.baseAddress.map { $0 + sent }, lengths.baseAddress.map { $0 + sent },
-                            addresses + sent, storageSize, addressLengths.baseAddress.map { $0 + sent },
-                            UInt32(count - sent), Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-                    }
-                }
-            }
+            let result = CSocketServerShims_send_batch(
+                descriptor, payloads + sent, lengths + sent, addresses + sent, storageSize, addressLengths + sent,
+                UInt32(count - sent), Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if result > 0 {
                 sent += Int(result)
                 continue
@@ -163,13 +162,13 @@ final class DatagramReplyQueue: @unchecked Sendable {
     /// Drops the first `sent` replies, keeping the rest in order.
     private func removeFirst(_ sent: Int) {
         guard sent > 0 else { return }
-        let cut = sent < count ? offsets[sent] : bytes.count
-        bytes.removeFirst(cut)
-        offsets.removeFirst(sent)
-        for index in offsets.indices { offsets[index] -= cut }
-        lengths.removeFirst(sent)
+        let cut = sent < count ? offsets[sent] : byteCount
         let remaining = count - sent
+        bytes.copyMemory(from: bytes + cut, byteCount: byteCount - cut)
+        byteCount -= cut
         for index in 0..<remaining {
+            offsets[index] = offsets[index + sent] - cut
+            lengths[index] = lengths[index + sent]
             addresses[index] = addresses[index + sent]
             addressLengths[index] = addressLengths[index + sent]
         }
@@ -177,9 +176,7 @@ final class DatagramReplyQueue: @unchecked Sendable {
     }
 
     private func discardAll() {
-        bytes.removeAll(keepingCapacity: true)
-        offsets.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
+        byteCount = 0
         count = 0
     }
 

@@ -22,11 +22,14 @@ final class DatagramReceiveBatch {
     private let addresses: UnsafeMutablePointer<sockaddr_storage>
     private let addressLengths: UnsafeMutablePointer<UInt32>
     private let lengths: UnsafeMutablePointer<Int>
-    private var received = 0
-    private var next = 0
-    private var packet: [UInt8] = []
+    /// The prepared `recvmmsg` headers (`CSocketServerShims_receive_batch_create`).
+    private let headers: UnsafeMutableRawPointer
+    // Serving-thread state only (see the type's documentation): no runtime exclusivity checks.
+    @exclusivity(unchecked) private var received = 0
+    @exclusivity(unchecked) private var next = 0
+    @exclusivity(unchecked) private var packet: [UInt8] = []
     /// The most datagrams one receive brought in so far (for the tests).
-    private(set) var largestReceived = 0
+    @exclusivity(unchecked) private(set) var largestReceived = 0
 
     /// A batch for datagrams of at most `slotSize` bytes (at least 1), or nil when `slotSize` is not positive.
     init?(slotSize: Int) {
@@ -38,10 +41,21 @@ final class DatagramReceiveBatch {
         addresses = .allocate(capacity: capacity)
         addressLengths = .allocate(capacity: capacity)
         lengths = .allocate(capacity: capacity)
+        guard let headers = CSocketServerShims_receive_batch_create(
+            buffer, slotSize, addresses, MemoryLayout<sockaddr_storage>.size, UInt32(capacity))
+        else {
+            buffer.deallocate()
+            addresses.deallocate()
+            addressLengths.deallocate()
+            lengths.deallocate()
+            return nil
+        }
+        self.headers = headers
         packet.reserveCapacity(slotSize)
     }
 
     deinit {
+        CSocketServerShims_receive_batch_free(headers)
         buffer.deallocate()
         addresses.deallocate()
         addressLengths.deallocate()
@@ -56,10 +70,9 @@ final class DatagramReceiveBatch {
     /// - Throws: `SocketError` (`EAGAIN` when nothing is queued), which the serving loop swallows.
     func receive(on descriptor: Int32, limit: Int) throws {
         let count = UInt32(max(1, min(limit, capacity)))
-        let storageSize = MemoryLayout<sockaddr_storage>.size
         while true {
             let result = CSocketServerShims_receive_batch(
-                descriptor, buffer, slotSize, addresses, storageSize, addressLengths, lengths, count, Int32(MSG_DONTWAIT))
+                headers, descriptor, count, Int32(MSG_DONTWAIT), lengths, addressLengths)
             if result >= 0 {
                 received = Int(result)
                 next = 0

@@ -36,10 +36,13 @@ open class UDPServer: TCPServer, @unchecked Sendable {
         return (.datagram(Datagram(packet: packet, socket: socket)), clientAddress)
     }
 
-    // Serving-thread state of the batched receive (see `getRequest`).
-    private(set) var receiveBatch: DatagramReceiveBatch?
-    private var isHandlingBatch = false
-    private var batching: DatagramBatching?
+    // Serving-thread state of the batched receive (see `getRequest`): no runtime exclusivity checks.
+    @exclusivity(unchecked) private(set) var receiveBatch: DatagramReceiveBatch?
+    @exclusivity(unchecked) private var isHandlingBatch = false
+    /// Whether the mode takes datagrams in batches, decided at the first readiness (see `DatagramBatching`).
+    @exclusivity(unchecked) private var receivesBatches: Bool?
+    /// Where event-mode replies wait for the batch's end.
+    @exclusivity(unchecked) private var batchReplies: DatagramReplyQueue?
 
     /// The receive batch for the current `maxPacketSize` (made again when it changed); nil when not positive.
     private func currentReceiveBatch() -> DatagramReceiveBatch? {
@@ -52,14 +55,18 @@ open class UDPServer: TCPServer, @unchecked Sendable {
     /// One readiness: a batch of datagrams in event and synchronous modes (see `getRequest`), their event-mode
     /// replies sent together at the end (`DatagramReplyQueue`); one datagram in the other modes.
     override func handleReadyRequests(loop: EventLoop) throws {
-        let batching = self.batching ?? DatagramBatching(mode: mode)
-        self.batching = batching
-        guard batching.receivesBatches else { return try super.handleReadyRequests(loop: loop) }
-        batching.replies?.beginBatch(loop: loop, logger: logger)
+        if receivesBatches == nil {
+            let batching = DatagramBatching(mode: mode)
+            receivesBatches = batching.receivesBatches
+            batchReplies = batching.replies
+        }
+        guard receivesBatches == true else { return try super.handleReadyRequests(loop: loop) }
+        let replies = batchReplies
+        replies?.beginBatch(loop: loop, logger: logger)
         isHandlingBatch = true
         defer {
             isHandlingBatch = false
-            batching.replies?.endBatch(on: socket)
+            replies?.endBatch(on: socket)
         }
         do {
             // A custom `getRequest()` that does not call this class's leaves nothing pending: one request.
@@ -77,7 +84,7 @@ open class UDPServer: TCPServer, @unchecked Sendable {
 
     override func servingStopped() {
         receiveBatch?.discardPending()
-        batching?.replies?.stop()
+        batchReplies?.stop()
     }
 
     /// Calls `closeRequest`; there is no connection to half-close.
