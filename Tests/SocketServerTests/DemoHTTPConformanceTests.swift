@@ -1,4 +1,3 @@
-import CAllocationCounter
 import Foundation
 import Glibc
 import Testing
@@ -183,12 +182,8 @@ struct DemoHTTPConformanceTests {
     }
 }
 
-// Not under sanitizers (the allocation counter is off exactly then): a sanitized demo under wrk's 100
-// connections, in a forking mode whose every child is sanitized too, outlasts the test's bounds on 2 cores.
-// The plain pass runs it.
 @Suite(
-    "socketserver-demo http: keep-alive under wrk -c100 starves no connection (issue 14)", .serialized,
-    .enabled(if: allocation_counter_is_active() == 1, "too slow under a sanitizer; the plain pass runs it"))
+    "socketserver-demo http: keep-alive under wrk -c100 starves no connection (issue 14)", .serialized)
 struct DemoHTTPFairnessTests {
     @Test("wrk -c100 against --mode pool --workers 2 and --mode forking: all 100 connections answered", arguments: [
         ["--mode", "pool", "--workers", "2"], ["--mode", "forking"],

@@ -261,6 +261,30 @@ struct DemoHTTPTests {
         }
     }
 
+    @Test("a slowloris that keeps sending header lines gets 408 once --timeout has passed since its head began", arguments: httpModes + ["async"])
+    func slowlorisGetsRequestTimeout(mode: String) throws {
+        try withServer(mode: mode, ["--timeout", "0.5"]) { demo, _ throws in
+            let slow = try TestClient(connectingTo: try demo.socketAddress(), timeout: .seconds(15))
+            defer { slow.close() }
+            try slow.send("GET /hello.txt HTTP/1.1\r\nHost: x\r\n")
+            // One header line every 100 ms keeps every idle timer alive; stop once the server has answered.
+            // Bounded: 300 lines (30 s), far past the 0.5 s the head may take.
+            var sent = 0
+            while sent < 300 {
+                var ready = pollfd(fd: slow.socket.fileDescriptor, events: Int16(POLLIN), revents: 0)
+                if poll(&ready, 1, 0) > 0 { break }
+                try slow.send("X-Slow-\(sent): y\r\n")
+                sent += 1
+                pause(.milliseconds(100))
+            }
+            let reply = HTTPReply(Array(try slow.readToEnd().utf8))
+            #expect(reply.statusCode == 408, "after \(sent) header lines")
+            #expect(reply.headers["connection"] == "close")
+            #expect(sent < 300, "the server answered before the client gave up")
+            #expect(try curlReply("\(demo.baseURL)/hello.txt").statusCode == 200)
+        }
+    }
+
     @Test("HTTP over a Unix socket with curl --unix-socket", arguments: httpModes)
     func unixSocket(mode: String) throws {
         let fixture = try HTTPFixture()

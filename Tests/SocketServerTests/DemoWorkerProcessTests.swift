@@ -1,4 +1,3 @@
-import CAllocationCounter
 import Foundation
 import Glibc
 import Testing
@@ -74,11 +73,8 @@ struct DemoWorkerProcessTests {
         }
     }
 
-    // Not under sanitizers: three sanitized workers plus a killed one's replacement serve too slowly on 2 cores
-    // for the load's bounds (seen in CI's ThreadSanitizer pass). The plain pass runs it.
     @Test(
         "http: three workers, one SO_REUSEPORT listener each, one killed mid-load",
-        .enabled(if: allocation_counter_is_active() == 1, "too slow under a sanitizer; the plain pass runs it"),
         arguments: ["threading", "event", "async"])
     func httpReusePort(mode: String) throws {
         let fixture = try HTTPFixture()

@@ -69,6 +69,8 @@ struct ProxyHeaderParserTests {
         ("PROXY TCP4 192.0.2.7 198.51.100.1 1\r\n", "missing port"),
         ("PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n", "unknown protocol"),
         ("PROXY TCP4 192.0.2.7\r198.51.100.1 1 2\r\n", "CR inside"),
+        // Found by FuzzProxyHeader: UNKNOWN ignores the rest of its line, but a CR may still only end it.
+        ("PROXY UNKNOWN x\ry\r\n", "CR inside an UNKNOWN line"),
         ("PROXY TCP4 1.2.3.4.5 198.51.100.1 1 2\r\n", "bad address"),
     ])
     func v1Malformed(line: String, reason: String) {

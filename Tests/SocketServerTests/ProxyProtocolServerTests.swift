@@ -27,7 +27,7 @@ struct ProxyProtocolServerTests {
         try withServing(server) { try body($0, store) }
     }
 
-    @Test(arguments: ProxyTestMode.tested)
+    @Test(arguments: ProxyTestMode.allCases)
     func v1AndV2GiveTheOriginalClient(mode: ProxyTestMode) throws {
         try withServer(mode) { server, store throws in
             let v1 = ProxyHeaderBytes.v1("PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n")
@@ -50,7 +50,7 @@ struct ProxyProtocolServerTests {
         }
     }
 
-    @Test(arguments: ProxyTestMode.tested)
+    @Test(arguments: ProxyTestMode.allCases)
     func localAndUnknownKeepThePeer(mode: ProxyTestMode) throws {
         try withServer(mode) { server, _ throws in
             let local = ProxyHeaderBytes.v2(command: 0, family: 0, addresses: [])
@@ -65,7 +65,7 @@ struct ProxyProtocolServerTests {
         }
     }
 
-    @Test(arguments: ProxyTestMode.tested)
+    @Test(arguments: ProxyTestMode.allCases)
     func badHeadersCloseOnlyTheirConnection(mode: ProxyTestMode) throws {
         try withServer(mode) { server, store throws in
             let cases: [(String, [UInt8])] = [
@@ -124,7 +124,7 @@ struct ProxyProtocolServerTests {
         }
     }
 
-    @Test(arguments: ProxyTestMode.tested)
+    @Test(arguments: ProxyTestMode.allCases)
     func untrustedPeersAreClosedUnread(mode: ProxyTestMode) throws {
         let proxy = try ProxyProtocolConfiguration(trustedProxies: [TrustedProxy("192.0.2.0/24")])
         try withServer(mode, proxy: proxy) { server, store throws in

@@ -1,4 +1,3 @@
-import CAllocationCounter
 import Foundation
 import Glibc
 import Logging
@@ -103,12 +102,6 @@ enum ProxyTestMode: String, CaseIterable, CustomStringConvertible, Sendable {
 
     var description: String { rawValue }
 
-    /// The modes a test runs in: all of them, but forking only in the plain pass. Under ThreadSanitizer a
-    /// forked child of this many-threaded test process hung once in CI (killed by the watchdog after 60 s);
-    /// the plain pass covers forking.
-    static var tested: [ProxyTestMode] {
-        allocation_counter_is_active() == 1 ? allCases : allCases.filter { $0 != .forking }
-    }
 
     /// A server on `address` in this mode with `proxy` configured, logging into `logger`.
     func makeServer(

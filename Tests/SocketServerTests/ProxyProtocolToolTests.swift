@@ -23,7 +23,7 @@ struct ProxyProtocolToolTests {
         return (reply, try client.socket.localAddress)
     }
 
-    @Test(arguments: ProxyTestMode.tested, ["send-proxy", "send-proxy-v2"])
+    @Test(arguments: ProxyTestMode.allCases, ["send-proxy", "send-proxy-v2"])
     func haproxyInFrontOfEveryMode(mode: ProxyTestMode, sendProxy: String) throws {
         let watchdog = mode == .forking ? try ForkWatchdog() : nil
         defer { watchdog?.stop() }

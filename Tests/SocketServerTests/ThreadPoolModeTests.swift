@@ -41,6 +41,7 @@ struct ThreadPoolModeTests {
         #expect(mode.queueCapacity == 16)
         #expect(ThreadPoolMode().workerCount == ThreadPoolMode.defaultWorkerCount)
         #expect(ThreadPoolMode(workers: 3).queueCapacity == 12)
+        #expect(ThreadPoolMode(workers: .max).queueCapacity == .max, "four per worker saturates, never traps")
         let server = try TCPServer(.loopback(), handler: SlowEchoHandler.self, mode: mode)
         try withServing(server) { server throws in
             #expect(mode.startedWorkers == 0)

@@ -40,13 +40,14 @@ public final class ThreadPoolMode: ConcurrencyMode {
     ///
     /// - Parameters:
     ///   - workers: the most worker threads; defaults to the number of processors online. At least 1.
-    ///   - queueCapacity: how many accepted requests may wait for a worker; defaults to four per worker.
-    ///     At least 1.
+    ///   - queueCapacity: how many accepted requests may wait for a worker; defaults to four per worker
+    ///     (`Int.max` when that overflows). At least 1.
     ///   - onClose: what `serverClose()` does with requests still queued; `.drain` by default.
     public init(workers: Int = ThreadPoolMode.defaultWorkerCount, queueCapacity: Int? = nil, onClose: QueuedRequestPolicy = .drain) {
         let workerCount = max(workers, 1)
         self.workerCount = workerCount
-        self.queueCapacity = max(queueCapacity ?? workerCount * 4, 1)
+        let fourPerWorker = workerCount.multipliedReportingOverflow(by: 4)
+        self.queueCapacity = max(queueCapacity ?? (fourPerWorker.overflow ? Int.max : fourPerWorker.partialValue), 1)
         self.onClose = onClose
     }
 

@@ -11,13 +11,16 @@ import SocketServer
 /// (`sendfile(2)`, no copy through user space), which suspends while the peer is slow; pipelined requests
 /// wait in the input buffer meanwhile. The mode's idle timeout (`--timeout`) answers a client that stopped
 /// in the middle of a head with 408 (the read throws `EventModeError.idleTimeout` with the connection still
-/// open) and closes a silent one. On shutdown a connection closes after its current response; one idle at
+/// open) and closes a silent one. A head must also be complete within `--timeout` of its first line: a
+/// slowloris that keeps the idle timer alive with a header line now and then gets 408 at the first line past
+/// that deadline (a single line that trickles in byte by byte is bounded by the line-length limits and the
+/// idle timeout only). On shutdown a connection closes after its current response; one idle at
 /// that moment is closed by the mode's shutdown deadline.
 /// The service context comes in as `dependencies`.
 final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext> {
     private let parser = HTTPRequestParser()
 
-    /// The idle timeout fired in the middle of a request head.
+    /// The idle timeout fired in the middle of a request head, or the head took longer than `--timeout`.
     private struct RequestHeadTimeout: Error {}
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
@@ -67,6 +70,8 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
     /// - Returns: the request, or nil when the client closed between requests.
     /// - Throws: `HTTPParseError` for a head that cannot be served; the connection's failures otherwise.
     private func readRequest() async throws -> HTTPRequest? {
+        let limit = dependencies.timeout
+        var started: ContinuousClock.Instant?
         var head: [UInt8] = []
         var sawRequestLine = false
         var leadingEmptyLines = 0
@@ -92,6 +97,13 @@ final class AsyncHTTPHandler: DependentAsyncStreamRequestHandler<ServiceContext>
                 return nil
             }
             guard line.last == UInt8(ascii: "\n") else { throw HTTPParseError.incomplete }
+            // The whole head within --timeout of its first line, as in the other modes.
+            let now = ContinuousClock.now
+            if let started {
+                if started.duration(to: now) > limit { throw RequestHeadTimeout() }
+            } else {
+                started = now
+            }
             head += line
             let isEmptyLine = line.count == 1 || (line.count == 2 && line[0] == UInt8(ascii: "\r"))
             if !sawRequestLine {

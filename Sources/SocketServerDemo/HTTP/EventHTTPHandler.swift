@@ -8,8 +8,10 @@ import SocketServer
 /// longer ones end keep-alive. A file is sent with `EventConnection.sendFile` (`sendfile(2)`, no copy
 /// through user space); its unsent bytes count against the output watermark, so reading pauses until it
 /// has gone and pipelined requests wait their turn. The mode's idle timeout (`--timeout`) answers a client
-/// that stopped in the middle of a head with 408 and closes a silent one quietly; on shutdown a
-/// connection closes after its current response.
+/// that stopped in the middle of a head with 408 and closes a silent one quietly. A head must also be
+/// complete within `--timeout` of its first byte, as in the blocking modes: a slowloris that keeps the idle
+/// timer alive with a byte or a header line now and then gets 408 with the first bytes that arrive past that
+/// deadline. On shutdown a connection closes after its current response.
 /// The service context comes in as `dependencies`.
 final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     private var context: ServiceContext?
@@ -22,6 +24,8 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
     /// Whether any byte arrived: a connection that has sent nothing yet is about to send its first request,
     /// so a shutdown waits for it (up to the mode's `shutdownTimeout`) instead of closing it as idle.
     private var receivedAny = false
+    /// When the first byte of the head being received arrived; nil between requests.
+    private var headStarted: ContinuousClock.Instant?
 
     /// The mode's limits for this service: `--timeout` as the idle timeout, room for a maximal head.
     static func configuration(_ context: ServiceContext) -> EventMode.Configuration {
@@ -54,11 +58,20 @@ final class EventHTTPHandler: DependentEventStreamHandler<ServiceContext> {
             switch HTTPHeadScanner.scan(input.readableBytes, parser: parser) {
             case .incomplete:
                 if shuttingDown && input.isEmpty { connection.close() }
+                guard !input.isEmpty else { return }
+                // Only a head that arrives in pieces reads the clock.
+                let now = ContinuousClock.now
+                if let headStarted, headStarted.duration(to: now) > context.timeout {
+                    fail(.requestTimeout, detail: "The request did not arrive in time.", on: connection, context: context)
+                } else if headStarted == nil {
+                    headStarted = now
+                }
                 return
             case .rejected(let error):
                 fail(error, on: connection, context: context)
                 return
             case .complete(let length):
+                headStarted = nil
                 guard let head = input.read(length) else { return }
                 let request: HTTPRequest
                 do {

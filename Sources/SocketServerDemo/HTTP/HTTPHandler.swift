@@ -44,6 +44,9 @@ final class HTTPHandler: DependentStreamRequestHandler<ServiceContext> {
                             try self.rfile.readLine(maxLength: maxLength)
                         }
                         started = true
+                        // The waiter looks at the clock only when a tick passes with nothing received: a
+                        // slowloris sending a line now and then never lets one pass, so check here too.
+                        if line != nil && ContinuousClock.now >= deadline { throw ConnectionIdleError() }
                         return line
                     }
                     guard let parsed else { return }
