@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 @testable import SocketServer
@@ -7,6 +8,16 @@ import Testing
 /// Answers each connection with one line and closes (connect per request).
 final class OneLineHandler: StreamRequestHandler {
     override func handle() throws {
+        try wfile.write(Array("served\n".utf8))
+    }
+}
+
+/// Waits (at most 10 s) until `gate` opens, then answers one line.
+final class GatedLineHandler: StreamRequestHandler {
+    static let gate = Atomic(false)
+
+    override func handle() throws {
+        _ = eventually { Self.gate.load(ordering: .sequentiallyConsistent) }
         try wfile.write(Array("served\n".utf8))
     }
 }
@@ -73,5 +84,23 @@ struct ThreadReuseTests {
         #expect(mode.threadsStarted < 50)
         #expect(mode.parkedThreadCount == 0)
         #expect(mode.trackedThreadCount == 0)
+    }
+
+    @Test("a request still running at serverClose() (blockOnClose false) ends its thread instead of parking")
+    func threadFinishingAfterCloseDoesNotPark() throws {
+        GatedLineHandler.gate.store(false, ordering: .sequentiallyConsistent)
+        let mode = ThreadingMode(blockOnClose: false, reuseThreads: 2)
+        let server = try TCPServer(.loopback(), handler: GatedLineHandler.self, mode: mode)
+        let serving = try ServingThread(server)
+        let client = try TestClient(connectingTo: server.serverAddress)
+        defer { client.close() }
+        #expect(eventually { mode.activeRequests == 1 })
+        server.shutdown()
+        serving.join()
+        server.serverClose()
+        GatedLineHandler.gate.store(true, ordering: .sequentiallyConsistent)
+        #expect(try client.readLine() == "served\n")
+        #expect(eventually { mode.activeRequests == 0 })
+        #expect(mode.parkedThreadCount == 0)
     }
 }

@@ -181,8 +181,9 @@ public final class ThreadingMode: ConcurrencyMode {
             state.parked.removeAll()
             return parked
         }
+        // `isClosing` stays set: a thread still running now (not joined when `blockOnClose` is false) must end
+        // when it finishes instead of parking where nobody would wake it.
         for thread in parked { thread.wake.signal() }
-        defer { state.withLock { $0.isClosing = false } }
         let waitFor = state.withLock { state -> [OSThread] in
             var threads = state.finished
             state.finished.removeAll()
@@ -292,7 +293,7 @@ public final class ThreadingMode: ConcurrencyMode {
         var slotWaiter: DispatchSemaphore?
         /// Finished threads waiting for a request (`reuseThreads`), the most recently parked last.
         var parked: [ParkedThread] = []
-        /// `serverClose()` runs: no thread parks.
+        /// `serverClose()` ran: no thread parks any more.
         var isClosing = false
         var threadsStarted = 0
     }
