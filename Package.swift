@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Only for SocketServerMetrics (and its tests).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // Only for the demo's `--metrics-port` (the Prometheus exposition) and its tests.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -74,6 +76,9 @@ let package = Package(
                 "SocketServer",
                 "CSocketServerShims",
                 "SocketServerTLS",
+                "SocketServerMetrics",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -131,7 +136,8 @@ let package = Package(
         .target(name: "CAllocationCounter"),
         .testTarget(
             name: "SocketServerTests",
-            dependencies: ["SocketServer", "CAllocationCounter"],
+            // SocketServerTLS: for the PROXY-header-then-TLS tests (ProxyProtocolTLSTests) only.
+            dependencies: ["SocketServer", "SocketServerTLS", "CAllocationCounter", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

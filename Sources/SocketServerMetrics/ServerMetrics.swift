@@ -16,13 +16,13 @@ import Synchronization
 /// | Name | Kind | What |
 /// |---|---|---|
 /// | `connections_accepted_total` | counter | connections accepted |
-/// | `connections_rejected_total` | counter, `reason` dimension | `maxConnections`, `verifyRequest`, `descriptorExhaustion` |
+/// | `connections_rejected_total` | counter, `reason` dimension | `maxConnections`, `verifyRequest`, `descriptorExhaustion`, `proxyHeader`, `tlsHandshake` |
 /// | `connections_active` | meter (gauge) | accepted and not yet closed |
 /// | `connection_duration_seconds` | timer | from accept (event mode: open) to close |
-/// | `requests_total` | counter | handler runs started |
+/// | `requests_total` | counter | requests started (handler runs; event mode: callback runs) |
 /// | `request_duration_seconds` | timer | handler run time |
 /// | `request_errors_total` | counter, `type` dimension | handler runs that threw, by the error's type name |
-/// | `received_bytes_total`, `sent_bytes_total` | counter | socket bytes (event mode) |
+/// | `received_bytes_total`, `sent_bytes_total` | counter | bytes a connection moved, added when it closes |
 /// | `thread_pool_queue_depth` | meter (gauge) | requests waiting for a `ThreadPoolMode` worker |
 /// | `child_processes` | meter (gauge) | live `ForkingMode` children |
 /// | `loop_tick_duration_seconds` | timer | one readiness of the listener on the serving loop |

@@ -271,6 +271,12 @@ final class DemoProcess {
         return nil
     }
 
+    /// The next stdout line after the `listening on` line (the `metrics on` line, say), waiting up to
+    /// `timeout`; nil when none came.
+    func nextStdoutLine(timeout: Duration = .seconds(30)) -> String? {
+        Self.readLine(from: stdoutReadEnd, timeout: timeout)
+    }
+
     private static func readLine(from fd: Int32, timeout: Duration) -> String? {
         let deadline = ContinuousClock.now + timeout
         var line: [UInt8] = []

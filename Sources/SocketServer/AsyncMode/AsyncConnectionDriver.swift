@@ -225,6 +225,10 @@ final class AsyncConnectionDriver: EventStreamHandler {
     private func runHandler() async {
         let context = AsyncHandlerContext(driver: self)
         var failure: (any Error)?
+        // One request per async handler run, for the observer (captured: the server may be gone at the end).
+        let observer = unretainedServer.with { $0.observer }
+        let start = observer == nil ? nil : ContinuousClock.now
+        if let observer { observer.requestStarted() }
         do {
             let handler = try makeHandler(context)
             timeout = handler.timeout
@@ -232,6 +236,7 @@ final class AsyncConnectionDriver: EventStreamHandler {
         } catch {
             failure = error
         }
+        if let observer, let start { observer.requestFinished(duration: .now - start, error: failure) }
         // Still on the loop unless the loop stopped meanwhile (then the connection is closed already).
         guard isOnLoop else { return }
         if let failure, !(failure is AsyncConnectionClosed), self.failure == nil || !(failure is CancellationError) {

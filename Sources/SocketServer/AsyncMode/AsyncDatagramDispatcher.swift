@@ -49,12 +49,17 @@ final class AsyncDatagramDispatcher: Sendable {
     /// it ended on the loop.
     private func serve(_ context: AsyncDatagramContext) async -> Bool {
         var failure: (any Error)?
+        // One request per datagram's handler run, for the observer (captured: the server may be gone later).
+        let observer = context.unretainedServer.with { $0.observer }
+        let start = observer == nil ? nil : ContinuousClock.now
+        if let observer { observer.requestStarted() }
         do {
             let handler = try makeHandler(context)
             try await handler.run()
         } catch {
             failure = error
         }
+        if let observer, let start { observer.requestFinished(duration: .now - start, error: failure) }
         // Off the loop only past the shutdown deadline: then the server may be gone, so it is not touched.
         guard context.loop.isCurrentThreadRunningLoop else { return false }
         if let failure, !(failure is CancellationError && Task.isCancelled) {

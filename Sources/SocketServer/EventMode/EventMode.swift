@@ -117,15 +117,14 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
         // The datagram path first, without copying both enums into a tuple (the hot path of a UDP server).
         if case .datagram(let handler) = handling, case .datagram(let datagram) = request {
-            try handler.datagramReceived(
-                EventDatagram(
-                    packet: datagram.packet,
-                    clientAddress: clientAddress,
-                    server: server,
-                    socket: datagram.socket,
-                    replies: datagramReplies
-                )
-            )
+            let event = EventDatagram(
+                packet: datagram.packet, clientAddress: clientAddress, server: server, socket: datagram.socket,
+                replies: datagramReplies)
+            if let observer = server.observer {
+                try observer.observeRequest { try handler.datagramReceived(event) }
+            } else {
+                try handler.datagramReceived(event)
+            }
             server.shutdownRequest(request)
             return
         }
@@ -229,6 +228,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             } catch {
                 server.handleError(error, clientAddress: clientAddress)
             }
+            if let observer = server.observer { observer.connectionRejected(.verifyRequest) }
             server.shutdownRequest(.stream(socket))
             return false
         }

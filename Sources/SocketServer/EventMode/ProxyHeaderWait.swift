@@ -50,7 +50,7 @@ final class ProxyHeaderWait {
 
     /// Closes the connection unserved (the server is closing). Runs on the loop's thread.
     func cancel(_ error: any Error) {
-        fail(error)
+        fail(error, rejected: false)
     }
 
     private func advance() {
@@ -75,11 +75,14 @@ final class ProxyHeaderWait {
         worker.forgetProxyHeaderWait(self)
     }
 
-    private func fail(_ error: any Error) {
+    /// Closes the connection unserved; `rejected` (not when the server is closing) reports it to the
+    /// observer as `.proxyHeader`.
+    private func fail(_ error: any Error, rejected: Bool = true) {
         let peer = peer
         let socket = socket
         finish()
         server.with { server in
+            if rejected, let observer = server.observer { observer.connectionRejected(.proxyHeader) }
             server.handleError(error, clientAddress: peer)
             server.shutdownRequest(.stream(socket))
         }

@@ -148,6 +148,7 @@ final class StreamConnection: SocketEventTarget {
     override func socketTimedOut() {
         inCallback {
             if let transport, !transport.isEstablished {
+                if let observer = server.server.observer { observer.connectionRejected(.tlsHandshake) }
                 self.report(transport.handshakeTimedOut)
                 return
             }
@@ -435,7 +436,7 @@ final class StreamConnection: SocketEventTarget {
         if input.isEmpty {
             var view = EventInput(bytes)
             defer { keepUnconsumed(view.readableBytes) }
-            try handler.bytesReceived(&view, on: EventConnection(self))
+            try handOver(&view, to: handler)
         } else {
             guard input.append(bytes) else { throw EventModeError.outOfMemory }
             try redeliverInput()
@@ -467,11 +468,18 @@ final class StreamConnection: SocketEventTarget {
         }
         try transport.feed(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
         if !transport.isEstablished {
-            let established = try transport.advanceHandshake()
+            let established: Bool
+            do {
+                established = try transport.advanceHandshake()
+            } catch {
+                if let observer = server.server.observer { observer.connectionRejected(.tlsHandshake) }
+                throw error
+            }
             guard sendTransportOutput(), established else { return }
             // Verified only now, on this loop, so that `verifyRequest` sees what the handshake established.
             let verified = try server.with { try $0.verifyRequest(.stream(socket), clientAddress: clientAddress) }
             guard verified else {
+                if let observer = server.server.observer { observer.connectionRejected(.verifyRequest) }
                 state = .closing
                 return
             }
@@ -526,7 +534,16 @@ final class StreamConnection: SocketEventTarget {
         guard let handler, !input.isEmpty else { return }
         var view = EventInput(input.readableBytes)
         defer { input.consume(view.consumedCount) }
-        try handler.bytesReceived(&view, on: EventConnection(self))
+        try handOver(&view, to: handler)
+    }
+
+    /// Runs the handler's `bytesReceived`: one request for `ServerObserver` when an observer is set (an
+    /// async handler's driver excepted: there the request is the async handler's run).
+    private func handOver(_ view: inout EventInput, to handler: EventStreamHandler) throws {
+        guard let observer = server.server.observer, !(handler is AsyncConnectionDriver) else {
+            return try handler.bytesReceived(&view, on: EventConnection(self))
+        }
+        try observer.observeRequest { try handler.bytesReceived(&view, on: EventConnection(self)) }
     }
 
     private func keepUnconsumed(_ rest: UnsafeRawBufferPointer) {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A handler's buffered input (Python's `rfile`): lines, counted reads and read-to-end over a connection or
 /// over the bytes of one datagram.
@@ -211,6 +212,7 @@ public final class RequestReader {
             try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[tail..<(tail + request)]))
         }
         if received == 0 { reachedEnd = true }
+        socket.readerBytes.wrappingAdd(received, ordering: .relaxed)
         tail += received
         return received
     }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A handler's output (Python's `wfile`): every write is sent whole or throws.
 ///
@@ -50,12 +51,14 @@ public final class RequestWriter {
         }
         if bufferSize == 0 {
             try socket.sendAll(bytes)
+            socket.writerBytes.wrappingAdd(bytes.count, ordering: .relaxed)
             return
         }
         // `bufferSize - pending.count` cannot overflow (0 <= pending.count <= bufferSize); the sum could.
         if bytes.count > bufferSize - pending.count { try flush() }
         if bytes.count >= bufferSize {
             try socket.sendAll(bytes)
+            socket.writerBytes.wrappingAdd(bytes.count, ordering: .relaxed)
         } else {
             pending.append(contentsOf: bytes)
         }
@@ -82,6 +85,7 @@ public final class RequestWriter {
         guard let socket, !pending.isEmpty else { return }
         defer { pending.removeAll(keepingCapacity: true) }
         try pending.withUnsafeBytes { try socket.sendAll($0) }
+        socket.writerBytes.wrappingAdd(pending.count, ordering: .relaxed)
     }
 
     /// Sends `header`, then `region` of a file with `sendfile(2)` (no copy through user space), after what
@@ -110,17 +114,23 @@ public final class RequestWriter {
             // A security layer (TLS) must see every byte: read the file in chunks and send them through it.
             pending.append(contentsOf: header)
             try flush()
-            try region.copyChunks { try socket.sendAll($0) }
+            try region.copyChunks { chunk in
+                try socket.sendAll(chunk)
+                socket.writerBytes.wrappingAdd(chunk.count, ordering: .relaxed)
+            }
             return
         }
         let moreComing = !region.isEmpty
         if !pending.isEmpty {
             defer { pending.removeAll(keepingCapacity: true) }
             try pending.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing || !header.isEmpty) }
+            socket.writerBytes.wrappingAdd(pending.count, ordering: .relaxed)
         }
         try header.withUnsafeBytes { try socket.sendAll($0, moreComing: moreComing) }
         // The socket's deadline (`requestTimeout`) and send timeout apply to every call.
+        let fileBytes = region.count
         try socket.sendAll(&region)
+        socket.writerBytes.wrappingAdd(header.count &+ fileBytes, ordering: .relaxed)
     }
 
     /// Reads `region` into `pending` (an in-memory writer), with `pread`.

@@ -7,28 +7,39 @@
 /// ## Threads
 /// The methods are called synchronously, from several threads at once, so they must be cheap and
 /// thread-safe (atomics, or a metrics backend's counters); never block or call back into the server.
-/// Each method says where it runs. Nothing is reported from a forked child (its own process).
+/// Each method says where it runs.
 ///
 /// ## What is counted where
-/// - Connections (stream servers): `connectionAccepted` once per accepted connection, on the serving thread;
-///   `connectionClosed` when it ends (event mode: on its loop, with the bytes it moved; blocking modes: when
-///   its handler has finished, on the thread that ran it, without byte counts; forking mode: not reported).
-/// - Requests (synchronous, threading and pool modes; one per handler run, datagrams included):
-///   `requestStarted` and `requestFinished` on the thread that runs the handler. Event mode has no requests,
-///   only connections and bytes.
+/// - Connections (stream servers): `connectionAccepted` once per accepted connection, on the serving thread
+///   (event and async mode: on the connection's loop, once it is registered there, which behind a PROXY
+///   listener is after its header was read); `connectionClosed` when it ends, with the bytes it moved: in
+///   event and async mode on its loop, counting every byte read from and written to the socket (TLS records
+///   included); in the blocking modes when its handler has finished, on the thread that ran it, counting
+///   what its `RequestReader` received and its `RequestWriter` sent (after TLS: the application's bytes; a
+///   handler that bypasses them and uses `connection` directly is not counted). Forking mode: neither.
+/// - Requests: `requestStarted` and `requestFinished` around one request, on the thread or loop that runs
+///   it. A request is one handler run in the synchronous, threading and pool modes (a whole connection, or
+///   one datagram); in event mode, one run of the handler's `bytesReceived` (stream) or `datagramReceived`
+///   (datagram) callback, so a connection whose bytes arrive in three reads is three requests; in async
+///   mode, one async handler run (a whole connection, or one datagram), on its loop.
+/// - Rejections: see `ConnectionRejection` for where each reason is reported.
+/// - Forked children: a `ForkingMode` child is its own process, with its own copy of the observer; nothing
+///   it does (its request, its bytes, its connection's end) reaches the parent's observer. The parent
+///   reports `childProcessesChanged` and `loopTicked`.
 public protocol ServerObserver: AnyObject, Sendable {
     /// A stream server accepted a connection and hands it to its mode. Runs on the serving thread.
     func connectionAccepted()
     /// A connection was refused, or accepting paused, for `reason`. `.verifyRequest` runs where
-    /// `verifyRequest` ran (the serving thread, or, behind a PROXY header or TLS, the thread that runs the
-    /// request, after `connectionAccepted`); `.maxConnections` and `.descriptorExhaustion` on the serving
-    /// thread.
+    /// `verifyRequest` ran (the serving thread, or, behind a PROXY header or TLS, the thread or loop that
+    /// runs the request, after `connectionAccepted`); `.proxyHeader` and `.tlsHandshake` where the header or
+    /// handshake was read; `.maxConnections` and `.descriptorExhaustion` on the serving thread.
     func connectionRejected(_ reason: ConnectionRejection)
     /// A connection reported by `connectionAccepted` ended after `duration`. `bytesReceived`/`bytesSent`
-    /// are the bytes read from and written to its socket (event mode), nil where not counted. Runs on the
+    /// are the bytes it moved (see "What is counted where"; nil where not counted). Runs on the
     /// connection's event loop, or on the thread that ran its handler.
     func connectionClosed(duration: Duration, bytesReceived: Int?, bytesSent: Int?)
-    /// A handler is about to run a request. Runs on the thread that runs it.
+    /// A handler is about to run a request (see "What is counted where"). Runs on the thread or loop that
+    /// runs it.
     func requestStarted()
     /// A handler run ended after `duration`; `error` is what it threw (nil on success). Runs on the thread
     /// that ran it, before `handleError`.

@@ -342,7 +342,12 @@ open class BaseServer: @unchecked Sendable {
     /// `verifyRequest` refused (the handler must not run).
     private func secure(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
         guard case .stream(let socket) = request, let security = connectionSecurity else { return true }
-        try security.secure(socket, clientAddress: clientAddress, server: self)
+        do {
+            try security.secure(socket, clientAddress: clientAddress, server: self)
+        } catch {
+            if let observer { observer.connectionRejected(.tlsHandshake) }
+            throw error
+        }
         let verified = try verifyRequest(request, clientAddress: clientAddress)
         if !verified, let observer { observer.connectionRejected(.verifyRequest) }
         return verified

@@ -377,7 +377,13 @@ open class TCPServer: BaseServer, @unchecked Sendable {
         guard let proxyProtocol = proxyProtocolSettings, case .stream(let connection) = request else {
             return try super.finishRequest(request, clientAddress: clientAddress)
         }
-        let original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
+        let original: SocketAddress
+        do {
+            original = try proxyProtocol.readHeader(from: connection, peer: clientAddress)
+        } catch {
+            if let observer { observer.connectionRejected(.proxyHeader) }
+            throw error
+        }
         // With TLS, `super` verifies after the handshake (which follows the header), with this address.
         if connectionSecurity == nil {
             guard try verifyRequest(request, clientAddress: original) else {

@@ -22,6 +22,11 @@ public final class Socket: @unchecked Sendable {
     private let transportStorage = SanitizedMutex<(any SocketTransport)?>(nil)
     /// Whether `transport` is set: receives and sends of a plain socket take no lock for it.
     private let hasTransport = Atomic(false)
+    /// Bytes a `RequestReader` received and a `RequestWriter` sent on this connection (after TLS: the
+    /// application's bytes), for `ServerObserver.connectionClosed` in the blocking modes. One relaxed
+    /// atomic add per receive or send call; wrapping.
+    package let readerBytes = Atomic<Int>(0)
+    package let writerBytes = Atomic<Int>(0)
 
     /// The address family the socket was created with.
     public let family: AddressFamily

@@ -52,6 +52,15 @@ struct ServiceOptions: ParsableArguments {
     var reusePort = false
 
     @Option(
+        name: .customLong("metrics-port"),
+        help: ArgumentHelp(
+            "Serve the service's metrics for Prometheus at GET /metrics on 127.0.0.1:PORT (0 picks a free port; "
+                + "read it from the `metrics on` line after `listening on`). Not with --processes.",
+            valueName: "port")
+    )
+    var metricsPort: Int?
+
+    @Option(
         name: .customLong("log-level"),
         help: ArgumentHelp(
             "Lowest level logged to stderr. Default: notice for echo and udp-echo, info for http (which "
@@ -90,6 +99,16 @@ struct ServiceOptions: ParsableArguments {
         if reusePort {
             guard processes != nil else { throw ValidationError("--reuse-port applies only with --processes.") }
             guard unix == nil else { throw ValidationError("--reuse-port needs an IP address, not --unix.") }
+        }
+        if let metricsPort {
+            guard (0...65535).contains(metricsPort) else {
+                throw ValidationError("--metrics-port must be between 0 and 65535, not \(metricsPort).")
+            }
+            guard processes == nil else {
+                throw ValidationError(
+                    "--metrics-port cannot be combined with --processes: each worker is a process of its own with "
+                        + "its own counters; scrape one instance per process instead.")
+            }
         }
         if let timeout, !(timeout > 0 && timeout <= 86_400) {
             throw ValidationError("--timeout must be more than 0 and at most 86400 seconds.")

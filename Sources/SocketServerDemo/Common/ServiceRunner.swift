@@ -40,7 +40,17 @@ enum ServiceRunner {
         } else {
             server = try factory.binding(try options.address(defaultPort: defaultPort))
         }
-        try serve(server, context: context, setup: setup)
+        let metrics: MetricsExporter
+        do {
+            guard let port = options.metricsPort else { return try serve(server, context: context, setup: setup) }
+            metrics = try MetricsExporter.start(port: port, logger: context.logger)
+        } catch {
+            server.serverClose()
+            throw error
+        }
+        defer { metrics.stop() }
+        server.observer = metrics.observer
+        try serve(server, context: context, setup: setup, metrics: metrics)
     }
 
     /// Announces `server`, serves it until SIGINT or SIGTERM (or a successful SIGUSR2 restart), then closes
@@ -55,7 +65,11 @@ enum ServiceRunner {
     /// `serverClose()` waits for the handlers the mode still runs (a datagram server keeps its socket open
     /// until then, so replies in flight still go out).
     /// - Throws: what `serveForever` throws; the server is closed either way.
-    static func serve(_ server: TCPServer, context: ServiceContext, setup: ProcessSetup) throws {
+    ///
+    /// With `metrics` (`--metrics-port`), a `metrics on ADDRESS` line follows `listening on`.
+    static func serve(
+        _ server: TCPServer, context: ServiceContext, setup: ProcessSetup, metrics: MetricsExporter? = nil
+    ) throws {
         let logger = context.logger
         let restart: (@Sendable () -> Bool)? =
             setup.isWorker
@@ -86,6 +100,7 @@ enum ServiceRunner {
             server.shutdown()
         }
         if !setup.isWorker { print("listening on \(server.serverAddress)") }
+        if let metrics { print("metrics on \(metrics.address)") }
         fflush(nil)  // all C streams; `stdout` itself is a global Swift 6 refuses to touch
         context.logger.notice(
             "serving",
