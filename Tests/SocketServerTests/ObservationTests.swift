@@ -59,6 +59,25 @@ final class FailingLineEcho: StreamRequestHandler {
     }
 }
 
+/// Echoes one line and returns; throws on the line `fail`.
+final class OneLineOrFail: StreamRequestHandler {
+    override func handle() throws {
+        let line = try rfile.readLine()
+        if line == Array("fail\n".utf8) { throw FailingLineEcho.Refused() }
+        try wfile.write(line)
+    }
+}
+
+/// Echoes one line, then parks the connection for its next one.
+final class ParkingLineEcho: StreamRequestHandler {
+    override func handle() throws {
+        let line = try rfile.readLine()
+        if line.isEmpty { return }
+        try wfile.write(line)
+        _ = parkConnection(idleTimeout: .seconds(10))
+    }
+}
+
 /// Refuses every client in `verifyRequest`.
 final class RefusingServer: TCPServer, @unchecked Sendable {
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool { false }
@@ -117,27 +136,66 @@ struct ObservationTests {
     }
 
     @Test(.disabled(if: ModeTest.underThreadSanitizer, ModeTest.forkingUnderSanitizerReason))
-    func forkingModeReportsItsChildren() throws {
+    func forkingModeReportsItsChildrenAndTheirRequestsFromTheParent() throws {
         let watchdog = try ForkWatchdog()
         defer { watchdog.stop() }
         let observer = CountingObserver()
         let mode = ForkingMode()
-        // A child that answers one line and exits: it may hold a copy of the next client's socket.
-        let server = try TCPServer(.loopback(), handler: ProcessEchoHandler.self, mode: mode)
+        // One line each, then the child exits (a child holds copies of the test's other client sockets, so
+        // it must not wait for end of input).
+        let server = try TCPServer(.loopback(), handler: OneLineOrFail.self, mode: mode)
+        server.logger = Logger(label: "observation-test") { _ in SwiftLogNoOpLogHandler() }
         server.observer = observer
         try withServing(server) { server throws in
             for _ in 0..<2 {
                 let client = try TestClient(connectingTo: server.serverAddress)
                 try client.send("hello\n")
-                #expect(try client.readLine().hasSuffix("hello\n"))
+                #expect(try client.readLine() == "hello\n")
                 client.close()
             }
-            #expect(eventually { observer.counts.children.count == 4 && mode.activeChildren.isEmpty })
+            let failing = try TestClient(connectingTo: server.serverAddress)
+            try failing.send("fail\n")
+            #expect(try failing.readToEnd() == "")
+            failing.close()
+            #expect(eventually { observer.counts.closed == 3 && mode.activeChildren.isEmpty })
         }
         let counts = observer.counts
-        #expect(counts.children.count == 4 && counts.children.last == 0, "\(counts.children)")
-        #expect(counts.children.allSatisfy { $0 >= 0 && $0 <= 2 })
-        #expect(counts.accepted == 0 && counts.started == 0, "a child's events stay in the child")
+        #expect(counts.children.count == 6 && counts.children.last == 0, "\(counts.children)")
+        #expect(counts.children.allSatisfy { $0 >= 0 && $0 <= 3 })
+        // Seen from the parent: a request from fork to reap, a connection from accept to the reap.
+        #expect(counts.accepted == 3 && counts.started == 3 && counts.finished == 3 && counts.closed == 3, "\(counts)")
+        #expect(counts.errors == ["ChildExit"], "the child whose handler threw exited 1")
+        #expect(counts.bytesReceived == 0 && counts.bytesSent == 0, "a child's bytes stay in the child")
+    }
+
+    /// A parked connection is one connection however many handler runs serve it: reported closed once,
+    /// when the client goes, with every byte of every run.
+    @Test(arguments: ["sync", "threading", "pool"])
+    func parkedConnectionIsReportedClosedOnceWithAllItsBytes(mode name: String) throws {
+        let observer = CountingObserver()
+        let mode: any ConcurrencyMode =
+            switch name {
+            case "sync": SynchronousMode()
+            case "threading": ThreadingMode()
+            default: ThreadPoolMode(workers: 2)
+            }
+        let server = try TCPServer(.loopback(), handler: ParkingLineEcho.self, mode: mode)
+        server.logger = Logger(label: "observation-test") { _ in SwiftLogNoOpLogHandler() }
+        server.observer = observer
+        try withServing(server) { server throws in
+            let client = try TestClient(connectingTo: server.serverAddress)
+            for line in ["one\n", "two\n", "three\n"] {
+                try client.send(line)
+                #expect(try client.readLine() == line)
+            }
+            #expect(eventually { observer.counts.finished == 3 })
+            #expect(observer.counts.closed == 0, "parked between requests, not closed")
+            client.close()
+            #expect(eventually { observer.counts.closed == 1 })
+        }
+        let counts = observer.counts
+        #expect(counts.accepted == 1 && counts.started == 3 && counts.closed == 1, "\(counts)")
+        #expect(counts.bytesReceived == 14 && counts.bytesSent == 14, "\(counts)")
     }
 
     @Test func eventModeReportsConnectionsAndBytes() throws {

@@ -40,6 +40,10 @@ public struct ChildExit: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// A child that did not exit with status 0 is a failed request for a `ServerObserver`
+/// (`requestFinished(duration:error:)` in the parent, at the reap), so `ChildExit` is also an `Error`.
+extension ChildExit: Error {}
+
 /// The process-level calls of the forking mode, kept in one audited place.
 enum ChildProcess {
     /// What `wait(for:blocking:)` found.

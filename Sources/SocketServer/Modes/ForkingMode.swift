@@ -128,7 +128,7 @@ public final class ForkingMode: ConcurrencyMode {
             let watch = loop.flatMap { loop in
                 ChildExitWatch(pid: pid, loop: loop) { [weak self] in self?.childSignalledExit(pid) }
             }
-            var child = Child(watch: watch)
+            var child = Child(watch: watch, started: .now)
             if case .stream = request, keepsConnection {
                 child.connection = HeldConnection(request: request, clientAddress: clientAddress, channel: channel[0])
             } else if channel[0] >= 0 {
@@ -137,7 +137,11 @@ public final class ForkingMode: ConcurrencyMode {
             state.children[pid] = child
             return state.children.count
         }
-        if let observer = server.observer { observer.childProcessesChanged(children) }
+        if let observer = server.observer {
+            // The child's request, as the parent sees it: from the fork to the reap (see `forget`).
+            observer.requestStarted()
+            observer.childProcessesChanged(children)
+        }
         if !keepsConnection || request.socket?.type != .stream { server.closeRequest(request) }
         if !isAcceptingRequests { server.refreshAccepting() }
     }
@@ -235,29 +239,41 @@ public final class ForkingMode: ConcurrencyMode {
     /// Drops a child from the books, reports how it ended, and re-enables accepting if that made room.
     private func forget(_ pid: pid_t, exit: ChildExit?) {
         let limit = maxChildren
-        let (removed, wasFull, held, server, children) = state.withLock {
-            state -> (Bool, Bool, HeldConnection?, BaseServer?, Int) in
+        let (started, wasFull, held, server, children) = state.withLock {
+            state -> (ContinuousClock.Instant?, Bool, HeldConnection?, BaseServer?, Int) in
             let wasFull = state.children.count >= limit
-            guard let entry = state.children.removeValue(forKey: pid) else { return (false, false, nil, nil, 0) }
+            guard let entry = state.children.removeValue(forKey: pid) else { return (nil, false, nil, nil, 0) }
             // Its event may be the one firing right now: free it later, outside its own callback.
             if let watch = entry.watch { state.retired.append(watch) }
-            return (true, wasFull, entry.connection, state.server, state.children.count)
+            return (entry.started, wasFull, entry.connection, state.server, state.children.count)
         }
-        guard removed else { return }
-        if let observer = server?.observer { observer.childProcessesChanged(children) }
-        if let held { release(held, server: server) }
+        guard let started else { return }
+        let observer = server?.observer
+        if let observer {
+            // A child that did not exit with status 0 failed its request (or was killed): `ChildExit` is the
+            // error. Its bytes stay in the child; the connection's end is reported by `release` below.
+            let failed = exit.map { $0.termination != .exited(0) } ?? false
+            observer.requestFinished(duration: .now - started, error: failed ? exit : nil)
+            observer.childProcessesChanged(children)
+        }
+        if let held { release(held, server: server, observer: observer) }
         if let exit { onChildExit?(exit) }
         if wasFull { server?.refreshAccepting() }
     }
 
     /// The child that served `held` has exited: park the parent's copy if the child parked it, else close it.
-    private func release(_ held: HeldConnection, server: BaseServer?) {
+    private func release(_ held: HeldConnection, server: BaseServer?, observer: (any ServerObserver)?) {
         let timeout = held.readParkingMessage()
         held.closeChannel()
         guard let server else { return }
         if let timeout, case .stream(let socket) = held.request {
             server.parkHeldConnection(socket, clientAddress: held.clientAddress, idleTimeout: timeout)
         } else {
+            // Reported from the parent's copy: its age since the accept, no byte counts (they were the child's).
+            if let observer, case .stream(let socket) = held.request {
+                observer.connectionClosed(
+                    duration: ObservedConnection.age(of: socket, or: .now), bytesReceived: nil, bytesSent: nil)
+            }
             server.closeRequest(held.request)
         }
     }
@@ -285,6 +301,8 @@ public final class ForkingMode: ConcurrencyMode {
     /// A live child: its exit watch and the parent's copy of its connection.
     private struct Child {
         var watch: ChildExitWatch?
+        /// When it was forked: its request's start, for the observer.
+        var started: ContinuousClock.Instant
         var connection: HeldConnection?
     }
 

@@ -16,16 +16,24 @@
 ///   event and async mode on its loop, counting every byte read from and written to the socket (TLS records
 ///   included); in the blocking modes when its handler has finished, on the thread that ran it, counting
 ///   what its `RequestReader` received and its `RequestWriter` sent (after TLS: the application's bytes; a
-///   handler that bypasses them and uses `connection` directly is not counted). Forking mode: neither.
+///   handler that bypasses them and uses `connection` directly is not counted). A connection a handler parks
+///   between requests (`parkConnection`) is one connection: closed once, when it really ends (idle past its
+///   timeout, closed by the client while parked, or at shutdown), with its whole duration and the bytes of
+///   every handler run. Forking mode: accepted on the serving thread, closed in the parent when the child
+///   that served it has been reaped (on the serving thread or loop), with nil byte counts.
 /// - Requests: `requestStarted` and `requestFinished` around one request, on the thread or loop that runs
-///   it. A request is one handler run in the synchronous, threading and pool modes (a whole connection, or
+///   it (forking mode: in the parent, see below). A request is one handler run in the synchronous,
+///   threading, pool and forking modes (a whole connection, or
 ///   one datagram); in event mode, one run of the handler's `bytesReceived` (stream) or `datagramReceived`
 ///   (datagram) callback, so a connection whose bytes arrive in three reads is three requests; in async
 ///   mode, one async handler run (a whole connection, or one datagram), on its loop.
 /// - Rejections: see `ConnectionRejection` for where each reason is reported.
-/// - Forked children: a `ForkingMode` child is its own process, with its own copy of the observer; nothing
-///   it does (its request, its bytes, its connection's end) reaches the parent's observer. The parent
-///   reports `childProcessesChanged` and `loopTicked`.
+/// - Forked children: a `ForkingMode` child is its own process, with its own copy of the observer, which
+///   reports nothing. The parent reports each child's request as it sees it: `requestStarted` after the
+///   fork, `requestFinished` at the reap, with the child's lifetime as the duration and, for a child that
+///   did not exit with status 0 (its handler threw, or a signal killed it), its `ChildExit` as the error.
+///   The bytes a child moved stay in the child. The parent also reports `childProcessesChanged` and
+///   `loopTicked`.
 public protocol ServerObserver: AnyObject, Sendable {
     /// A stream server accepted a connection and hands it to its mode. Runs on the serving thread.
     func connectionAccepted()

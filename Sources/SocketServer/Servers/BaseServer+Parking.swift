@@ -35,6 +35,7 @@ extension BaseServer {
         let socket = Socket(
             adopting: descriptor, family: connection.family, type: connection.type,
             nonBlocking: connection.isNonBlocking)
+        if observer != nil { ObservedConnection.handOver(from: connection, to: socket) }
         let accepted = loop.execute { [weak self] in
             guard let self else {
                 socket.close()
@@ -42,7 +43,7 @@ extension BaseServer {
             }
             self.startParking(socket, clientAddress: clientAddress, idleTimeout: idleTimeout, loop: loop)
         }
-        if !accepted { shutdownRequest(.stream(socket)) }
+        if !accepted { endParkedConnection(socket) }
         return true
     }
 
@@ -50,7 +51,7 @@ extension BaseServer {
     /// thread when it runs, else from any thread. Closes it when the server is not serving.
     func parkHeldConnection(_ socket: Socket, clientAddress: SocketAddress, idleTimeout: Duration) {
         guard let loop = loopTakingParkedConnections else {
-            shutdownRequest(.stream(socket))
+            endParkedConnection(socket)
             return
         }
         if loop.isInLoopThread {
@@ -64,7 +65,7 @@ extension BaseServer {
             }
             self.startParking(socket, clientAddress: clientAddress, idleTimeout: idleTimeout, loop: loop)
         }
-        if !accepted { shutdownRequest(.stream(socket)) }
+        if !accepted { endParkedConnection(socket) }
     }
 
     /// How many connections wait on the serving loop for their next request, or have it and wait for the
@@ -89,14 +90,14 @@ extension BaseServer {
     private func startParking(_ socket: Socket, clientAddress: SocketAddress, idleTimeout: Duration, loop: EventLoop) {
         parking.freeRetired()
         guard isServingForeverOnThisThread, !isShutdownRequested else {
-            shutdownRequest(.stream(socket))
+            endParkedConnection(socket)
             return
         }
         let parked = parking.park(socket, clientAddress: clientAddress, timeout: idleTimeout, loop: loop) {
             [unowned self] entry, flags in
             self.parkedConnectionEvent(entry, flags: flags)
         }
-        if !parked { shutdownRequest(.stream(socket)) }
+        if !parked { endParkedConnection(socket) }
     }
 
     /// A parked connection became readable or idled out; on the serving loop's thread.
@@ -106,7 +107,7 @@ extension BaseServer {
             logger.debug(
                 "parked connection idle, closing",
                 metadata: ["socketserver.client.address": "\(entry.clientAddress)"])
-            shutdownRequest(.stream(entry.socket))
+            endParkedConnection(entry.socket)
             return
         }
         var byte: UInt8 = 0
@@ -114,7 +115,7 @@ extension BaseServer {
         let code = errno
         if peeked == 0 || (peeked < 0 && code != EAGAIN && code != EWOULDBLOCK && code != EINTR) {
             // The client closed (or reset) while parked: nothing to serve.
-            closeRequest(.stream(entry.socket))
+            endParkedConnection(entry.socket, peerClosed: true)
             return
         }
         parking.enqueue(.init(socket: entry.socket, clientAddress: entry.clientAddress))
@@ -137,7 +138,7 @@ extension BaseServer {
                 try processRequest(request, clientAddress: next.clientAddress)
             } catch {
                 handleError(error, clientAddress: next.clientAddress)
-                shutdownRequest(request)
+                endParkedConnection(next.socket)
             }
         }
     }
@@ -154,7 +155,7 @@ extension BaseServer {
     /// thread, with the loop stopped.
     func closeParkedConnections() {
         for (socket, _) in parking.takeAll() {
-            shutdownRequest(.stream(socket))
+            endParkedConnection(socket)
         }
     }
 }

@@ -596,9 +596,12 @@ open class BaseServer: @unchecked Sendable {
         // once its header and handshake are done.
         let deferred = (proxyProtocolSettings != nil || connectionSecurity != nil) && request.isStream
         if try deferred || verifyRequest(request, clientAddress: clientAddress) {
-            // Event mode reports its connections where they open, on their loop (`StreamConnection`); a
-            // forking server reports children, not connections (their ends happen in other processes).
-            if let observer, request.isStream, !(mode is EventMode), !(mode is ForkingMode) { observer.connectionAccepted() }
+            // Event mode reports its connections where they open, on their loop (`StreamConnection`). The
+            // stamp lets a connection parked between requests report its whole life when it ends.
+            if let observer, request.isStream, !(mode is EventMode) {
+                observer.connectionAccepted()
+                if let socket = request.socket { ObservedConnection.accepted(socket) }
+            }
             do {
                 try processRequest(request, clientAddress: clientAddress)
             } catch {

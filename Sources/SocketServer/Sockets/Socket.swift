@@ -27,6 +27,12 @@ public final class Socket: @unchecked Sendable {
     /// atomic add per receive or send call; wrapping.
     package let readerBytes = Atomic<Int>(0)
     package let writerBytes = Atomic<Int>(0)
+    /// When the connection was accepted, for an observer (`ObservedConnection`): nanoseconds after its origin,
+    /// 0 when not recorded.
+    package let observedOpenedAt = Atomic<Int>(0)
+    /// Whether a handler parked this socket's connection (`ObservedConnection.handOver`): its run reports no
+    /// close, the parked connection will.
+    package let observedParked = Atomic<Bool>(false)
 
     /// The address family the socket was created with.
     public let family: AddressFamily
