@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,4 +74,65 @@ int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, uns
     *uid = credentials.uid;
     *gid = credentials.gid;
     return 0;
+}
+
+struct receive_batch {
+    unsigned int count;
+    socklen_t address_size;
+    struct mmsghdr messages[CSOCKETSERVERSHIMS_BATCH_MAX];
+    struct iovec vectors[CSOCKETSERVERSHIMS_BATCH_MAX];
+};
+
+void *CSocketServerShims_receive_batch_create(void *buffers, size_t slot_size, void *addresses, size_t address_size,
+                                              unsigned int count) {
+    struct receive_batch *batch = calloc(1, sizeof(struct receive_batch));
+    if (batch == NULL) return NULL;
+    if (count > CSOCKETSERVERSHIMS_BATCH_MAX) count = CSOCKETSERVERSHIMS_BATCH_MAX;
+    batch->count = count;
+    batch->address_size = (socklen_t)address_size;
+    for (unsigned int i = 0; i < count; i++) {
+        batch->vectors[i].iov_base = (char *)buffers + (size_t)i * slot_size;
+        batch->vectors[i].iov_len = slot_size;
+        batch->messages[i].msg_hdr.msg_name = (char *)addresses + (size_t)i * address_size;
+        batch->messages[i].msg_hdr.msg_namelen = (socklen_t)address_size;
+        batch->messages[i].msg_hdr.msg_iov = &batch->vectors[i];
+        batch->messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return batch;
+}
+
+void CSocketServerShims_receive_batch_free(void *batch) { free(batch); }
+
+int CSocketServerShims_receive_batch(void *opaque, int fd, unsigned int count, int flags, size_t *lengths,
+                                     unsigned int *address_lengths) {
+    struct receive_batch *batch = opaque;
+    if (count > batch->count) count = batch->count;
+    int received = recvmmsg(fd, batch->messages, count, flags, NULL);
+    for (int i = 0; i < received; i++) {
+        lengths[i] = batch->messages[i].msg_len;
+        address_lengths[i] = batch->messages[i].msg_hdr.msg_namelen;
+        // The kernel wrote the sender's length here: the next receive needs the full size again.
+        batch->messages[i].msg_hdr.msg_namelen = batch->address_size;
+    }
+    return received;
+}
+
+int CSocketServerShims_send_batch(int fd, const void *const *payloads, const size_t *lengths, const void *addresses,
+                                  size_t address_size, const unsigned int *address_lengths, unsigned int count,
+                                  int flags) {
+    struct mmsghdr messages[CSOCKETSERVERSHIMS_BATCH_MAX];
+    struct iovec vectors[CSOCKETSERVERSHIMS_BATCH_MAX];
+    if (count > CSOCKETSERVERSHIMS_BATCH_MAX) count = CSOCKETSERVERSHIMS_BATCH_MAX;
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (void *)payloads[i];
+        vectors[i].iov_len = lengths[i];
+        messages[i].msg_hdr = (struct msghdr){
+            .msg_name = (void *)((const char *)addresses + (size_t)i * address_size),
+            .msg_namelen = address_lengths[i],
+            .msg_iov = &vectors[i],
+            .msg_iovlen = 1,
+        };
+        messages[i].msg_len = 0;
+    }
+    return sendmmsg(fd, messages, count, flags);
 }

@@ -23,7 +23,7 @@ struct ServerCatalog: Sendable {
         let udp = workload.hasPrefix("udp")
         switch server {
         case "sync": return "c-sequential"
-        case "threading", "pool": return "c-threads"
+        case "threading", "threading-reuse", "pool": return "c-threads"
         case "forking": return "c-fork"
         case "event", "async": return udp ? "c-udp" : "c-raw"
         default: return nil
@@ -74,6 +74,19 @@ struct ServerCatalog: Sendable {
                 }
             }
             servers.append(spec)
+            // Threading mode with thread reuse (issue 13 point 6), paired with the same floor.
+            if mode == "threading" && help.hasReuseThreads {
+                let reuse = common + ["--reuse-threads", "16"]
+                servers.append(
+                    ServerSpec(
+                        id: "threading-reuse", label: "SocketServer threading, reused threads", family: .mode,
+                        concurrency: spec.concurrency,
+                        tcp: { delay in
+                            [demo, "echo"] + reuse + (delay > 0 ? [delayFlag ?? "", String(delay)] : [])
+                        },
+                        udp: { [demo, "udp-echo"] + reuse },
+                        supportsDelay: delayFlag != nil))
+            }
         }
         let bin = tools.cBinDirectory
         if tools.cPeersBuilt {
@@ -175,6 +188,8 @@ struct DemoHelp: Sendable {
     var modes: Set<String>
     var hasLogLevel: Bool
     var hasLoops: Bool
+    /// Whether the demo has `--reuse-threads N` for threading mode.
+    var hasReuseThreads: Bool
     /// The option that makes the echo handler sleep per line, if the demo has one.
     var delayFlag: String?
 
@@ -190,6 +205,7 @@ struct DemoHelp: Sendable {
         }
         hasLogLevel = helpText.contains("--log-level")
         hasLoops = helpText.contains("--loops")
+        hasReuseThreads = helpText.contains("--reuse-threads")
         delayFlag = ["--delay-ms", "--handler-delay-ms", "--sleep-ms"].first { helpText.contains($0) }
     }
 }

@@ -74,4 +74,30 @@ int CSocketServerShims_set_child_subreaper(int on);
 /// gid. Returns 0, or -1 with errno set.
 int CSocketServerShims_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
 
+/// The most datagrams one call of `CSocketServerShims_receive_batch` or `CSocketServerShims_send_batch` takes.
+#define CSOCKETSERVERSHIMS_BATCH_MAX 64
+
+/// Prepares the recvmmsg(2) headers of a receive batch once: `count` (at most CSOCKETSERVERSHIMS_BATCH_MAX)
+/// slots, datagram i into `buffers + i * slot_size` (at most `slot_size` bytes; a longer one is cut, as
+/// recvfrom cuts it), its sender into `addresses + i * address_size` (a sockaddr_storage each). Returns the
+/// headers (free them with CSocketServerShims_receive_batch_free), or NULL when out of memory.
+void *CSocketServerShims_receive_batch_create(void *buffers, size_t slot_size, void *addresses, size_t address_size,
+                                              unsigned int count);
+
+/// Frees what CSocketServerShims_receive_batch_create returned (NULL does nothing).
+void CSocketServerShims_receive_batch_free(void *batch);
+
+/// One recvmmsg(2) of up to `count` datagrams (at most the batch's count) into the prepared slots, with
+/// `flags` (MSG_DONTWAIT: none is waited for). Datagram i's kept length goes to `lengths[i]`, its sender's
+/// address length to `address_lengths[i]`. Returns how many arrived, or -1 with errno set.
+int CSocketServerShims_receive_batch(void *batch, int fd, unsigned int count, int flags, size_t *lengths,
+                                     unsigned int *address_lengths);
+
+/// sendmmsg(2) of `count` (at most CSOCKETSERVERSHIMS_BATCH_MAX) datagrams in one call: datagram i is
+/// `lengths[i]` bytes at `payloads[i]`, to the address at `addresses + i * address_size` of length
+/// `address_lengths[i]`. Returns how many were sent (the first ones), or -1 with errno set when none was.
+int CSocketServerShims_send_batch(int fd, const void *const *payloads, const size_t *lengths, const void *addresses,
+                                  size_t address_size, const unsigned int *address_lengths, unsigned int count,
+                                  int flags);
+
 #endif

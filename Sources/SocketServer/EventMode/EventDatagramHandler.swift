@@ -22,20 +22,34 @@ public struct EventDatagram: Sendable {
     /// The server that received it.
     public let server: BaseServer
     private let socket: Socket
+    /// Where replies made on the serving thread during a batch wait for the batch's one `sendmmsg`.
+    private let replies: DatagramReplyQueue?
 
-    init(packet: [UInt8], clientAddress: SocketAddress, server: BaseServer, socket: Socket) {
+    init(packet: [UInt8], clientAddress: SocketAddress, server: BaseServer, socket: Socket, replies: DatagramReplyQueue?) {
         self.packet = packet
         self.clientAddress = clientAddress
         self.server = server
         self.socket = socket
+        self.replies = replies
     }
 
     /// Sends `bytes` to the sender as one datagram, without blocking.
-    /// - Returns: false when the socket's send buffer is full and the reply was dropped (as the network may).
-    /// - Throws: `SocketError` when the system refuses the datagram (for example an unnamed Unix client).
+    ///
+    /// Called from the handler (on the serving thread), the reply is copied into the server's reply queue
+    /// and sent with the other replies of the same batch of received datagrams in one `sendmmsg(2)` once
+    /// the batch is handled; what the socket cannot take then waits in the queue until it can. Called from
+    /// another thread, it is sent at once with one `sendto(2)`.
+    /// - Returns: false when the reply was dropped (as the network may): the send buffer is full and (on
+    ///   the serving thread) so is the reply queue.
+    /// - Throws: `SocketError` when the system refuses the datagram (for example an unnamed Unix client);
+    ///   a queued reply the system refuses later is dropped and logged at `.debug`.
     @discardableResult
     public func reply(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
-        try socket.sendWithoutWaiting(bytes, to: clientAddress)
+        // An unnamed Unix client (no path to answer to) is refused at once, so the handler hears of it.
+        if let replies, replies.isCollectingOnThisThread, clientAddress.length > 2 {
+            return replies.append(bytes, to: clientAddress, socket: socket)
+        }
+        return try socket.sendWithoutWaiting(bytes, to: clientAddress)
     }
 
     /// Sends `bytes` to the sender as one datagram, without blocking; false when dropped.

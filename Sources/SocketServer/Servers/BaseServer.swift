@@ -144,7 +144,7 @@ open class BaseServer: @unchecked Sendable {
                 if let tickStart, let observer = self.observer { observer.loopTicked(duration: ContinuousClock.now - tickStart) }
             }
             do {
-                try self.handleRequestNoBlock(loop: loop)
+                try self.handleReadyRequests(loop: loop)
             } catch {
                 failure = error
                 loop.exit()
@@ -170,6 +170,7 @@ open class BaseServer: @unchecked Sendable {
         loop.run()
         ticker.remove()
         readiness.remove()
+        servingStopped()
         readinessEvent = nil
         backoffTimer = nil
         closeParkedConnections()
@@ -568,8 +569,18 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
+    /// Handles what a readiness of the server's descriptor brought, in `serveForever`: one request here; a
+    /// datagram server handles a batch of datagrams (`UDPServer`). On the serving thread.
+    func handleReadyRequests(loop: EventLoop) throws {
+        try handleRequestNoBlock(loop: loop)
+    }
+
+    /// Called on the serving thread when `serveForever`'s loop has stopped, before it returns; does nothing
+    /// here (a datagram server drops its batch state).
+    func servingStopped() {}
+
     /// Python's `_handle_request_noblock`.
-    private func handleRequestNoBlock(loop: EventLoop?) throws {
+    func handleRequestNoBlock(loop: EventLoop?) throws {
         let request: Request
         let clientAddress: SocketAddress
         do {

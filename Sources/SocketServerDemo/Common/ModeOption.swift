@@ -54,13 +54,14 @@ enum ModeOption: String, CaseIterable, ExpressibleByArgument {
     func makeConcurrencyMode(
         workers: Int?,
         loops: Int?,
+        reuseThreads: Int? = nil,
         event: EventHandling?,
         async asyncHandling: AsyncHandling? = nil,
         asyncDatagram: (@Sendable (AsyncDatagramContext) throws -> AsyncDatagramRequestHandler)? = nil
     ) throws -> any ConcurrencyMode {
         switch self {
         case .sync: return SynchronousMode()
-        case .threading: return ThreadingMode()
+        case .threading: return ThreadingMode(reuseThreads: reuseThreads ?? 0)
         case .forking: return ForkingMode()
         case .pool: return ThreadPoolMode(workers: workers ?? ThreadPoolMode.defaultWorkerCount)
         case .event:

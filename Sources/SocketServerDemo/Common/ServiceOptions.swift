@@ -25,6 +25,11 @@ struct ServiceOptions: ParsableArguments {
     var loops: Int?
 
     @Option(
+        name: .customLong("reuse-threads"),
+        help: "With --mode threading: keep up to N finished threads parked for the next requests.")
+    var reuseThreads: Int?
+
+    @Option(
         help: """
             Seconds a connection may stay silent (and a single send may block) before the server drops it. \
             Bounds what a slow or vanished client costs. Default: 300 for echo, 30 for http.
@@ -77,6 +82,12 @@ struct ServiceOptions: ParsableArguments {
         if let workers {
             guard mode.takesWorkers else { throw ValidationError("--workers applies only to --mode pool.") }
             guard (1...1024).contains(workers) else { throw ValidationError("--workers must be 1...1024.") }
+        }
+        if let reuseThreads {
+            guard mode == .threading else { throw ValidationError("--reuse-threads applies only to --mode threading.") }
+            guard (1...ThreadingMode.maxReusedThreads).contains(reuseThreads) else {
+                throw ValidationError("--reuse-threads must be 1...\(ThreadingMode.maxReusedThreads).")
+            }
         }
         if let loops {
             guard mode.takesLoops else { throw ValidationError("--loops applies only to --mode event and --mode async.") }

@@ -41,7 +41,7 @@ struct EchoCommand: ParsableCommand {
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops,
+            workers: options.workers, loops: options.loops, reuseThreads: options.reuseThreads,
             event: .stream(EventEchoHandler.configuration(context)) { _ in EventEchoHandler(dependencies: context) },
             async: ModeOption.AsyncHandling(configuration: AsyncEchoHandler.configuration(context)) { connection in
                 AsyncEchoHandler(connection, dependencies: context)

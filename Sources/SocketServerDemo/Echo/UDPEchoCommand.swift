@@ -25,7 +25,7 @@ struct UDPEchoCommand: ParsableCommand {
         let context = try options.makeContext(
             defaultLogLevel: .notice, defaultTimeout: 300, replyDelay: delay.replyDelay)
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops,
+            workers: options.workers, loops: options.loops, reuseThreads: options.reuseThreads,
             event: .datagram { EventUDPEchoHandler(dependencies: context) },
             asyncDatagram: { datagram in AsyncUDPEchoHandler(datagram, dependencies: context) })
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =

@@ -51,7 +51,7 @@ struct HTTPCommand: ParsableCommand {
             defaultLogLevel: .info, defaultTimeout: 30,
             http: HTTPSettings(resolver: resolver, allowsKeepAlive: options.mode.allowsKeepAlive))
         let mode = try options.mode.makeConcurrencyMode(
-            workers: options.workers, loops: options.loops,
+            workers: options.workers, loops: options.loops, reuseThreads: options.reuseThreads,
             event: .stream(EventHTTPHandler.configuration(context)) { _ in EventHTTPHandler(dependencies: context) },
             async: ModeOption.AsyncHandling(configuration: AsyncHTTPHandler.configuration(context)) { connection in
                 AsyncHTTPHandler(connection, dependencies: context)
