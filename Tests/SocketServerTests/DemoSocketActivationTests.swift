@@ -13,7 +13,7 @@ private func activated(
     _ listen: String, extra: [String] = [], demo arguments: [String]
 ) throws -> [String] {
     let executable = try #require(demoExecutablePath)
-    return ["systemd-socket-activate", "-l", listen] + extra + ["--", executable] + arguments
+    return ["systemd-socket-activate", "-l", listen] + launcherSanitizerEnvironment + extra + ["--", executable] + arguments
 }
 
 /// Waits for the launcher's `Listening on ... as 3.` line on stderr.

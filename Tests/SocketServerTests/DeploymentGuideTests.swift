@@ -73,7 +73,7 @@ struct DeploymentGuideTests {
         notifications.timeout = .seconds(30)
         try notifications.bind(to: try SocketAddress(unixPath: notifyPath))
         let launcher = try LaunchedProcess(
-            ["systemd-socket-activate", "-l", "\(host):\(port)", "--fdname=\(name)", "-E", "NOTIFY_SOCKET=\(notifyPath)", "--"]
+            ["systemd-socket-activate", "-l", "\(host):\(port)", "--fdname=\(name)", "-E", "NOTIFY_SOCKET=\(notifyPath)"] + launcherSanitizerEnvironment + ["--"]
                 + command)
         defer { launcher.stop(SIGKILL) }
         #expect(eventually(within: .seconds(30)) { launcher.standardError.contains("as 3.") }, "\(launcher.standardError)")

@@ -202,3 +202,13 @@ func echoRequest(_ address: SocketAddress, _ text: String) throws {
     let reply = try client.readLine()
     guard reply == text else { throw DemoHarnessError(description: "echo \(text.debugDescription) got \(reply.debugDescription)") }
 }
+
+/// `-E NAME=VALUE` for each sanitizer and backtrace setting of this process, for `systemd-socket-activate`,
+/// which gives the program it starts only the variables it is told to: without them a sanitized demo would
+/// run with LeakSanitizer's defaults and none of `.ci/lsan-suppressions.txt`.
+var launcherSanitizerEnvironment: [String] {
+    ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "SWIFT_BACKTRACE"].flatMap { name -> [String] in
+        guard let value = getenv(name) else { return [] }
+        return ["-E", "\(name)=\(String(cString: value))"]
+    }
+}
