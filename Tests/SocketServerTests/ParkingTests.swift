@@ -58,6 +58,21 @@ private func readAnswer(_ client: TestClient) throws -> String {
 
 @Suite("Parked connections (keep-alive without holding a thread, worker or child)", .serialized)
 struct ParkingTests {
+    @Test func childReportRoundTripsAndRefusesAnythingElse() throws {
+        let parked = ChildReport(parkTimeout: .milliseconds(1500), bytesReceived: 17, bytesSent: 1 << 40)
+        #expect(parked.encoded().count == ChildReport.size)
+        #expect(ChildReport(decoding: parked.encoded()) == parked)
+        let closed = ChildReport(parkTimeout: nil, bytesReceived: 0, bytesSent: 3)
+        #expect(ChildReport(decoding: closed.encoded()) == closed)
+        let huge = ChildReport(parkTimeout: .seconds(Int64.max), bytesReceived: 1, bytesSent: 1)
+        #expect(ChildReport(decoding: huge.encoded())?.parkTimeout != nil, "a huge timeout stays a timeout")
+        var wrongMagic = parked.encoded()
+        wrongMagic[0] ^= 0xff
+        #expect(ChildReport(decoding: wrongMagic) == nil)
+        #expect(ChildReport(decoding: Array(parked.encoded().dropLast())) == nil)
+        #expect(ChildReport(decoding: []) == nil)
+    }
+
     @Test("wrk -c100 against a 2-worker pool: every connection is answered, and curl meanwhile within a second")
     func poolServesEveryKeepAliveConnection() throws {
         try #require(toolAvailable("wrk") && toolAvailable("curl"), "make deps installs wrk and curl")

@@ -214,6 +214,16 @@ public final class ForkingMode: ConcurrencyMode {
             server.handleError(error, clientAddress: clientAddress)
         }
         server.shutdownRequest(request)
+        // The report to the parent: whether the connection was parked, and the bytes counted on it.
+        let channel = server.parking.childChannel
+        if channel >= 0, let socket = request.socket {
+            let report = ChildReport(
+                parkTimeout: server.parking.childParked ? server.parking.childParkTimeout : nil,
+                bytesReceived: socket.readerBytes.load(ordering: .relaxed),
+                bytesSent: socket.writerBytes.load(ordering: .relaxed)
+            ).encoded()
+            _ = report.withUnsafeBytes { Glibc.write(channel, $0.baseAddress, $0.count) }
+        }
         fflush(nil)
         _exit(status)
     }
@@ -263,16 +273,20 @@ public final class ForkingMode: ConcurrencyMode {
 
     /// The child that served `held` has exited: park the parent's copy if the child parked it, else close it.
     private func release(_ held: HeldConnection, server: BaseServer?, observer: (any ServerObserver)?) {
-        let timeout = held.readParkingMessage()
+        let report = held.readReport()
         held.closeChannel()
         guard let server else { return }
-        if let timeout, case .stream(let socket) = held.request {
+        // The child counted on its copy of this socket, which started from the parent's counts.
+        if let report, case .stream(let socket) = held.request {
+            socket.readerBytes.store(report.bytesReceived, ordering: .relaxed)
+            socket.writerBytes.store(report.bytesSent, ordering: .relaxed)
+        }
+        if let timeout = report?.parkTimeout, case .stream(let socket) = held.request {
             server.parkHeldConnection(socket, clientAddress: held.clientAddress, idleTimeout: timeout)
         } else {
-            // Reported from the parent's copy: its age since the accept, no byte counts (they were the child's).
+            // Its age since the accept, and the bytes the child reported (none from a child that died first).
             if let observer, case .stream(let socket) = held.request {
-                observer.connectionClosed(
-                    duration: ObservedConnection.age(of: socket, or: .now), bytesReceived: nil, bytesSent: nil)
+                ObservedConnection.closed(socket, observer: observer)
             }
             server.closeRequest(held.request)
         }
@@ -312,13 +326,13 @@ public final class ForkingMode: ConcurrencyMode {
         let clientAddress: SocketAddress
         let channel: Int32
 
-        /// The idle timeout a child that parked its connection wrote (it has exited), or nil.
-        func readParkingMessage() -> Duration? {
+        /// The report the child wrote as it exited (it has exited), or nil (it died before writing one).
+        func readReport() -> ChildReport? {
             guard channel >= 0 else { return nil }
-            var bytes = [UInt8](repeating: 0, count: ParkingMessage.size)
+            var bytes = [UInt8](repeating: 0, count: ChildReport.size)
             let count = bytes.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
-            guard count == ParkingMessage.size else { return nil }
-            return ParkingMessage.decode(bytes)
+            guard count == ChildReport.size else { return nil }
+            return ChildReport(decoding: bytes)
         }
 
         func closeChannel() {

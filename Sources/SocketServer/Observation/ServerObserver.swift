@@ -20,7 +20,8 @@
 ///   between requests (`parkConnection`) is one connection: closed once, when it really ends (idle past its
 ///   timeout, closed by the client while parked, or at shutdown), with its whole duration and the bytes of
 ///   every handler run. Forking mode: accepted on the serving thread, closed in the parent when the child
-///   that served it has been reaped (on the serving thread or loop), with nil byte counts.
+///   that served it has been reaped (on the serving thread or loop), with the bytes the child's reader and
+///   writer counted, which the child reports to the parent as it exits (none from a child killed first).
 /// - Requests: `requestStarted` and `requestFinished` around one request, on the thread or loop that runs
 ///   it (forking mode: in the parent, see below). A request is one handler run in the synchronous,
 ///   threading, pool and forking modes (a whole connection, or
@@ -32,8 +33,8 @@
 ///   reports nothing. The parent reports each child's request as it sees it: `requestStarted` after the
 ///   fork, `requestFinished` at the reap, with the child's lifetime as the duration and, for a child that
 ///   did not exit with status 0 (its handler threw, or a signal killed it), its `ChildExit` as the error.
-///   The bytes a child moved stay in the child. The parent also reports `childProcessesChanged` and
-///   `loopTicked`.
+///   The bytes a child moved come with its connection's close (see above). The parent also reports
+///   `childProcessesChanged` and `loopTicked`.
 public protocol ServerObserver: AnyObject, Sendable {
     /// A stream server accepted a connection and hands it to its mode. Runs on the serving thread.
     func connectionAccepted()

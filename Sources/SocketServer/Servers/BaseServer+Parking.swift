@@ -15,8 +15,9 @@ import Logging
 ///   backlog meanwhile). `verifyRequest` is not asked again: the connection was verified when accepted.
 ///   No byte arrives within the idle timeout: the server ends it with `shutdownRequest`.
 /// - **Forking.** The parent keeps its copy of each child's connection until the child has exited. A
-///   child whose handler parks writes the idle timeout into a pipe the parent made for it and exits,
-///   leaving the connection open; the parent, reaping it, reads the pipe and parks its own copy as above.
+///   child whose handler parks leaves the connection open and, as it exits, writes the idle timeout (with the
+///   bytes it counted, for the observer: `ChildReport`) into a pipe the parent made for it; the parent,
+///   reaping it, reads the pipe and parks its own copy as above.
 ///   A child that does not park ends its connection as before and the parent closes its copy at the reap.
 ///   Each child closes the other connections the parent holds, right after `fork`.
 extension BaseServer {
@@ -72,15 +73,12 @@ extension BaseServer {
     /// mode. Read it on the serving thread (a mode's `serviceActions`, a test after serving stopped).
     package var parkedConnectionCount: Int { parking.parkedCount + parking.resumedCount }
 
-    /// The child's half of parking in forking mode: tell the parent, leave the connection open.
+    /// The child's half of parking in forking mode: leave the connection open for the parent, which the
+    /// child's exit report tells (`ChildReport`, written by `ForkingMode` as the child exits).
     private func parkInParent(_ connection: Socket, idleTimeout: Duration) -> Bool {
-        let channel = parking.childChannel
-        let message = ParkingMessage.encode(timeout: idleTimeout)
-        let written = message.withUnsafeBytes { Glibc.write(channel, $0.baseAddress, $0.count) }
-        guard written == message.count else { return false }
-        _ = Glibc.close(channel)
-        parking.childChannel = -1
+        guard !parking.childParked else { return false }
         parking.childParked = true
+        parking.childParkTimeout = idleTimeout
         // The parent holds the same connection; the child's copy closes when it exits, untouched.
         _ = connection.detach()
         return true

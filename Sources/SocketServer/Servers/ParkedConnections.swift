@@ -36,6 +36,9 @@ final class ParkedConnections: @unchecked Sendable {
     var childChannel: Int32 = -1
     /// In a forked child only: whether the handler parked its connection (the child then leaves it alone).
     var childParked = false
+    /// In a forked child only: the idle timeout the handler parked its connection with, for the report the
+    /// child writes to its parent when it exits (`ChildReport`).
+    var childParkTimeout: Duration?
 
     /// Resumed connections handed to the mode since the listener last accepted one: while new connections
     /// wait in the backlog, the two take turns for the mode's free slots (see `dispatchResumedConnections`).
@@ -113,34 +116,5 @@ final class ParkedConnections: @unchecked Sendable {
         while let connection = resumed.popFirst() { all.append((connection.socket, connection.clientAddress)) }
         retired.removeAll()
         return all
-    }
-}
-
-/// What a forked child tells its parent through its channel when it parked its connection: a magic number
-/// and the idle timeout in milliseconds.
-enum ParkingMessage {
-    static let magic: UInt64 = 0x5041_524B_4544_0001  // "PARKED" + version
-    static let size = 16
-
-    static func encode(timeout: Duration) -> [UInt8] {
-        let (seconds, attoseconds) = timeout.components
-        let milliseconds = seconds.multipliedReportingOverflow(by: 1000)
-        let total = milliseconds.overflow ? Int64.max : milliseconds.partialValue &+ attoseconds / 1_000_000_000_000_000
-        var bytes: [UInt8] = []
-        withUnsafeBytes(of: magic.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt64(max(total, 0)).littleEndian) { bytes += $0 }
-        return bytes
-    }
-
-    static func decode(_ bytes: [UInt8]) -> Duration? {
-        guard bytes.count == size else { return nil }
-        var magicValue: UInt64 = 0
-        var milliseconds: UInt64 = 0
-        for index in 0..<8 {
-            magicValue |= UInt64(bytes[index]) << (8 * UInt64(index))
-            milliseconds |= UInt64(bytes[8 + index]) << (8 * UInt64(index))
-        }
-        guard magicValue == magic else { return nil }
-        return .milliseconds(Int64(clamping: milliseconds))
     }
 }
