@@ -32,40 +32,8 @@ struct PeerTools: Sendable {
         let prefix = "\(outDirectory)/nginx"
         let logs = logDirectory
         return { documentRoot, port in
-            mkdir(prefix, 0o755)
-            let file = "\(prefix)/nginx.conf"
-            let text = """
-                daemon off;
-                master_process off;
-                worker_processes 1;
-                pid \(prefix)/nginx.pid;
-                error_log \(prefix)/error.log error;
-                events { worker_connections 16384; }
-                http {
-                    access_log \(logs)/nginx-access.log;
-                    sendfile on;
-                    tcp_nopush on;
-                    keepalive_timeout 65;
-                    keepalive_requests 100000000;
-                    client_body_temp_path \(prefix)/body;
-                    proxy_temp_path \(prefix)/proxy;
-                    fastcgi_temp_path \(prefix)/fastcgi;
-                    uwsgi_temp_path \(prefix)/uwsgi;
-                    scgi_temp_path \(prefix)/scgi;
-                    types { application/octet-stream bin; }
-                    server {
-                        listen 127.0.0.1:\(port) backlog=4096;
-                        root \(documentRoot);
-                    }
-                }
-
-                """
-            let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if fd >= 0 {
-                _ = text.withCString { write(fd, $0, strlen($0)) }
-                close(fd)
-            }
-            return (prefix, file)
+            NginxConfiguration.write(
+                prefix: prefix, accessLog: "\(logs)/nginx-access.log", documentRoot: documentRoot, port: port)
         }
     }
 
