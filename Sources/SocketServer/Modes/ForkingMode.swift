@@ -218,7 +218,7 @@ public final class ForkingMode: ConcurrencyMode {
         let channel = server.parking.childChannel
         if channel >= 0, let socket = request.socket {
             let report = ChildReport(
-                parkTimeout: server.parking.childParked ? server.parking.childParkTimeout : nil,
+                parkTimeout: server.parking.childParkTimeout,
                 bytesReceived: socket.readerBytes.load(ordering: .relaxed),
                 bytesSent: socket.writerBytes.load(ordering: .relaxed)
             ).encoded()

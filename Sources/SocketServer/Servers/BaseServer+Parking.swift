@@ -76,8 +76,7 @@ extension BaseServer {
     /// The child's half of parking in forking mode: leave the connection open for the parent, which the
     /// child's exit report tells (`ChildReport`, written by `ForkingMode` as the child exits).
     private func parkInParent(_ connection: Socket, idleTimeout: Duration) -> Bool {
-        guard !parking.childParked else { return false }
-        parking.childParked = true
+        guard parking.childParkTimeout == nil else { return false }
         parking.childParkTimeout = idleTimeout
         // The parent holds the same connection; the child's copy closes when it exits, untouched.
         _ = connection.detach()

@@ -34,10 +34,9 @@ final class ParkedConnections: @unchecked Sendable {
     /// In a forked child only: the write end of the pipe to the parent, which parks the connection once
     /// the child has exited; -1 everywhere else. Set by `ForkingMode` in the child, right after `fork`.
     var childChannel: Int32 = -1
-    /// In a forked child only: whether the handler parked its connection (the child then leaves it alone).
-    var childParked = false
-    /// In a forked child only: the idle timeout the handler parked its connection with, for the report the
-    /// child writes to its parent when it exits (`ChildReport`).
+    /// In a forked child only: the idle timeout the handler parked its connection with (nil: not parked; the
+    /// child then leaves a parked connection alone), for the report it writes to its parent as it exits
+    /// (`ChildReport`).
     var childParkTimeout: Duration?
 
     /// Resumed connections handed to the mode since the listener last accepted one: while new connections
