@@ -83,12 +83,8 @@ struct DemoLifecycleTests {
         #expect(demo.waitForExit(timeout: .seconds(20)) == 0, "stderr: \(demo.standardError)")
     }
 
-    // KNOWN ISSUE (session 4, not diagnosed): under ThreadSanitizer, CI's run timed out waiting for a reply in
-    // sync and forking mode (the modes whose serving thread now batches receives with recvmmsg); the plain
-    // pass and a local sanitized demo answer. Those two modes run only in the plain pass until it is found.
     @Test("SIGTERM during a datagram's handling still sends the reply", arguments: demoModes)
     func sigtermDuringDatagram(mode: String) throws {
-        if ModeTest.underThreadSanitizer && (mode == "sync" || mode == "forking") { return }
         let demo = try DemoProcess(["udp-echo", "--mode", mode, "--port", "0", "--delay-ms", "800"])
         defer { demo.stop(SIGKILL) }
         let socket = try Socket(family: .inet, type: .datagram)

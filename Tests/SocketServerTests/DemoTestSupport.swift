@@ -296,9 +296,11 @@ final class DemoProcess {
 }
 
 extension DemoProcess {
-    /// Whether a thread of the demo, or of a process it forked, sleeps in `nanosleep`: a handler is in its
-    /// `--delay-ms` pause, so the request it is handling has been read. (Nothing else in the demo sleeps
-    /// that way: loops wait in epoll, workers on futexes, the signal watcher in sigwait.)
+    /// Whether a thread of the demo, or of a process it forked, sleeps in `clock_nanosleep`: a handler is in
+    /// its `--delay-ms` pause, so the request it is handling has been read. (Nothing else in the demo sleeps
+    /// that way: loops wait in epoll, workers on futexes, the signal watcher in sigwait. A sanitizer
+    /// runtime's background thread sleeps too, every 100 ms, but in the plain `nanosleep` system call, where
+    /// glibc's `nanosleep`, which the demo's pause uses, calls `clock_nanosleep`.)
     var isPausingInAHandler: Bool {
         var pending: [pid_t] = [pid]
         var seen = Set<pid_t>()
@@ -307,7 +309,7 @@ extension DemoProcess {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/task")) ?? []
             for task in tasks {
                 let base = "/proc/\(process)/task/\(task)"
-                if Self.sleepsInNanosleep(base) { return true }
+                if Self.pausesInAHandler(base) { return true }
                 let children = (try? String(contentsOfFile: base + "/children", encoding: .utf8)) ?? ""
                 pending += children.split(separator: " ").compactMap { pid_t($0) }
             }
@@ -315,21 +317,23 @@ extension DemoProcess {
         return false
     }
 
-    private static func sleepsInNanosleep(_ task: String) -> Bool {
-        if let channel = try? String(contentsOfFile: task + "/wchan", encoding: .utf8), channel.contains("nanosleep") {
-            return true
-        }
-        // Where wchan is hidden, the system call the thread is blocked in.
-        guard let call = try? String(contentsOfFile: task + "/syscall", encoding: .utf8),
+    /// The system call the thread is blocked in, which tells the demo's pause (`clock_nanosleep`) from a
+    /// sanitizer's background thread (`nanosleep`); where it is hidden, the kernel's wait channel, which
+    /// cannot tell the two apart.
+    private static func pausesInAHandler(_ task: String) -> Bool {
+        if let call = try? String(contentsOfFile: task + "/syscall", encoding: .utf8),
             let number = call.split(separator: " ").first.flatMap({ Int($0) })
-        else { return false }
-        #if arch(x86_64)
-            return number == 35 || number == 230
-        #elseif arch(arm64)
-            return number == 101 || number == 115
-        #else
-            return false
-        #endif
+        {
+            #if arch(x86_64)
+                return number == 230
+            #elseif arch(arm64)
+                return number == 115
+            #else
+                return false
+            #endif
+        }
+        let channel = (try? String(contentsOfFile: task + "/wchan", encoding: .utf8)) ?? ""
+        return channel.contains("nanosleep")
     }
 
     /// Waits (bounded) until the server has logged `text` to stderr.
