@@ -136,3 +136,13 @@ int CSocketServerShims_send_batch(int fd, const void *const *payloads, const siz
     }
     return sendmmsg(fd, messages, count, flags);
 }
+
+long long CSocketServerShims_write_report(int fd, unsigned long long first, unsigned long long second,
+                                          unsigned long long third, unsigned long long fourth) {
+    unsigned long long words[4] = {first, second, third, fourth};
+    unsigned char bytes[32];
+    for (int word = 0; word < 4; word++) {
+        for (int index = 0; index < 8; index++) bytes[word * 8 + index] = (unsigned char)(words[word] >> (8 * index));
+    }
+    return (long long)write(fd, bytes, sizeof bytes);
+}

@@ -48,6 +48,12 @@ int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds,
 /// left). For the same reason as above (`struct timespec`'s owner), Swift code sleeps through this.
 void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
 
+/// Writes a forked child's 32-byte exit report to `fd` with one write(2): the four values as little-endian
+/// 64-bit words. In C so that a forked child's last steps run no Swift runtime code (a lock of the runtime that
+/// another thread held at fork time would never be released in the child). Returns what write(2) returns.
+long long CSocketServerShims_write_report(int fd, unsigned long long first, unsigned long long second,
+                                          unsigned long long third, unsigned long long fourth);
+
 /// sendfile(2): copies up to `count` bytes of the file `in_fd` from `*offset` (advanced by what was sent) to
 /// the socket `out_fd`, inside the kernel. Returns the bytes sent (0 at the file's end), or -1 with errno set
 /// (EAGAIN when a non-blocking socket is full, or a blocking one's SO_SNDTIMEO expired).

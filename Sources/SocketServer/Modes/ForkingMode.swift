@@ -217,12 +217,11 @@ public final class ForkingMode: ConcurrencyMode {
         // The report to the parent: whether the connection was parked, and the bytes counted on it.
         let channel = server.parking.childChannel
         if channel >= 0, let socket = request.socket {
-            let report = ChildReport(
+            _ = ChildReport(
                 parkTimeout: server.parking.childParkTimeout,
                 bytesReceived: socket.readerBytes.load(ordering: .relaxed),
                 bytesSent: socket.writerBytes.load(ordering: .relaxed)
-            ).encoded()
-            _ = report.withUnsafeBytes { Glibc.write(channel, $0.baseAddress, $0.count) }
+            ).write(to: channel)
         }
         fflush(nil)
         _exit(status)

@@ -198,7 +198,10 @@ open class BaseServer: @unchecked Sendable {
     /// after the current request and returns at once. Called while nothing serves, it makes the next
     /// `serveForever` return immediately, as in Python, and returns without waiting.
     public func shutdown() {
-        let waiter: DispatchSemaphore? = lifecycle.withLock { state in
+        // Not while a forking server forks: this usually runs on another thread (a signal watcher) while the
+        // serving thread still forks, and the first run of this code takes runtime locks (metadata, `once`)
+        // that a child forked meanwhile would inherit held and wait on for ever. The wait is outside.
+        let waiter: DispatchSemaphore? = ForkExclusion.excludingForks { lifecycle.withLock { state in
             state.shutdownRequested = true
             guard let thread = state.servingThread, let loop = state.loop else { return nil }
             loop.exit()
@@ -206,7 +209,7 @@ open class BaseServer: @unchecked Sendable {
             let semaphore = DispatchSemaphore(value: 0)
             state.shutdownWaiters.append(semaphore)
             return semaphore
-        }
+        } }
         waiter?.wait()
     }
 

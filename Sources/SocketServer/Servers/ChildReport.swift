@@ -1,3 +1,5 @@
+import CSocketServerShims
+
 /// What a forked child of a `ForkingMode` stream server tells its parent through its channel (a pipe) as it
 /// exits: whether its handler parked the connection (and with which idle timeout), and the bytes its
 /// `RequestReader` and `RequestWriter` counted on the connection, so that the parent's `ServerObserver` sees
@@ -15,8 +17,10 @@ struct ChildReport: Equatable {
     var bytesReceived: Int
     var bytesSent: Int
 
-    /// The report's bytes.
-    func encoded() -> [UInt8] {
+    /// Writes the report to `descriptor` with one `write(2)`, packed in C (`CSocketServerShims_write_report`):
+    /// a forked child runs this as it exits, so it allocates nothing and calls no generic code. Returns
+    /// whether all 32 bytes were written.
+    func write(to descriptor: Int32) -> Bool {
         var milliseconds = Self.notParked
         if let parkTimeout {
             let (seconds, attoseconds) = parkTimeout.components
@@ -24,12 +28,9 @@ struct ChildReport: Equatable {
             let total = scaled.overflow ? Int64.max - 1 : scaled.partialValue &+ attoseconds / 1_000_000_000_000_000
             milliseconds = UInt64(max(min(total, Int64.max - 1), 0))
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(Self.size)
-        for field in [Self.magic, milliseconds, UInt64(max(bytesReceived, 0)), UInt64(max(bytesSent, 0))] {
-            withUnsafeBytes(of: field.littleEndian) { bytes += $0 }
-        }
-        return bytes
+        let written = CSocketServerShims_write_report(
+            descriptor, Self.magic, milliseconds, UInt64(max(bytesReceived, 0)), UInt64(max(bytesSent, 0)))
+        return written == Self.size
     }
 
     /// Decodes `bytes`; nil unless they are exactly one report of this version.

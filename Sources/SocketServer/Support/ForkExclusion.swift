@@ -9,16 +9,19 @@ import Glibc
 /// meanwhile: the serving thread waits (connections queue in the backlog). Never call `shutdown()` inside,
 /// which waits for a serving thread that may be waiting here.
 ///
-/// A plain pthread mutex (ThreadSanitizer sees it): the child of `fork()` leaves its copy locked and never
-/// touches it again, which an owner-checking `Mutex` would not allow.
+/// A plain pthread mutex (ThreadSanitizer sees it): the child of `fork()` unlocks its copy with a thread id
+/// other than the one that locked it, which an owner-checking `Mutex` would not allow.
 package enum ForkExclusion {
     private static let mutex: Mutex = Mutex()
 
-    /// `fork(2)` while no excluding work runs; unlocked again in the parent only.
+    /// `fork(2)` while no excluding work runs; unlocked again in the parent and in the child (whose only
+    /// thread is the one that locked it), so that code in a child may exclude forks of its own.
     package static func fork() -> pid_t {
+        // Lazy globals the child uses: initialised here, so no other thread can be inside their `once`.
+        ThreadSanitizerHooks.resolve()
         pthread_mutex_lock(mutex.raw)
         let pid = Glibc.fork()
-        if pid != 0 { pthread_mutex_unlock(mutex.raw) }
+        pthread_mutex_unlock(mutex.raw)
         return pid
     }
 

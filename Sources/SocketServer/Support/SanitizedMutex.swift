@@ -28,11 +28,22 @@ package final class SanitizedMutex<Value>: @unchecked Sendable {
 }
 
 /// ThreadSanitizer's annotation entry points, found at run time: present only in sanitized builds.
-private enum ThreadSanitizerHooks {
+///
+/// Each is a lazily initialised global, so its first use runs under a runtime `once`. A process that forks
+/// must have run both before: a child forked while another thread was inside that `once` would wait for it
+/// for ever (seen: a forked child hung in its first `SanitizedMutex` lock). `ForkExclusion.fork()` calls
+/// `resolve()` first.
+package enum ThreadSanitizerHooks {
     typealias Annotation = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
     static let acquire = lookUp("__tsan_acquire")
     static let release = lookUp("__tsan_release")
+
+    /// Finishes both lookups (waiting for another thread that is doing them); cheap once they are done.
+    package static func resolve() {
+        _ = acquire
+        _ = release
+    }
 
     private static func lookUp(_ name: String) -> Annotation? {
         // RTLD_DEFAULT is the null handle on glibc: search the executable and everything it loaded.

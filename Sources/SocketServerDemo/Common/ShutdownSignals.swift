@@ -38,17 +38,18 @@ enum ShutdownSignals {
                         writeToStandardError("socketserver-demo: SIGUSR2 ignored (no restart in this process)\n")
                         continue
                     }
-                    guard state.beginRestart() else { continue }
+                    guard ForkExclusion.excludingForks({ state.beginRestart() }) else { continue }
                     runDetached {
-                        if restart(), state.beginShutdown() {
+                        // `restart` keeps forks out itself (`ProcessRestart`); `shutdown` does too.
+                        if restart(), ForkExclusion.excludingForks({ state.beginShutdown() }) {
                             shutdown(signal)
                         } else {
-                            state.endRestart()
+                            ForkExclusion.excludingForks { state.endRestart() }
                         }
                     }
                     continue
                 }
-                guard state.beginShutdown() else {
+                guard ForkExclusion.excludingForks({ state.beginShutdown() }) else {
                     writeToStandardError("socketserver-demo: second signal, exiting without waiting\n")
                     _exit(1)
                 }
@@ -57,12 +58,13 @@ enum ShutdownSignals {
         }
     }
 
+    /// Runs `body` on a new thread (here when none can be started). The thread is created while no fork
+    /// of a forking server runs: its first creation takes runtime locks a child would inherit held.
     private static func runDetached(_ body: @escaping @Sendable () -> Void) {
-        do {
-            _ = try OSThread(detached: true) { body() }
-        } catch {
-            body()
+        let started = ForkExclusion.excludingForks { () -> Bool in
+            (try? OSThread(detached: true) { body() }) != nil
         }
+        if !started { body() }
     }
 
     private static func signalSet() -> sigset_t {
