@@ -43,9 +43,12 @@ public enum ProcessRestart {
         logger: Logger
     ) throws -> pid_t {
         // A ForkingMode server forking meanwhile could copy a lock this thread holds into its child.
+        var child: pid_t = 0
         try ForkExclusion.excludingForks {
-            try handOver(servers: servers, names: names, arguments: arguments, readyTimeout: readyTimeout, logger: logger)
+            child = try handOver(
+                servers: servers, names: names, arguments: arguments, readyTimeout: readyTimeout, logger: logger)
         }
+        return child
     }
 
     private static func handOver(

@@ -201,7 +201,16 @@ open class BaseServer: @unchecked Sendable {
         // Not while a forking server forks: this usually runs on another thread (a signal watcher) while the
         // serving thread still forks, and the first run of this code takes runtime locks (metadata, `once`)
         // that a child forked meanwhile would inherit held and wait on for ever. The wait is outside.
-        let waiter: DispatchSemaphore? = ForkExclusion.excludingForks { lifecycle.withLock { state in
+        var waiter: DispatchSemaphore?
+        ForkExclusion.excludingForks { waiter = beginShutdown() }
+        waiter?.wait()
+    }
+
+    /// The first half of `shutdown()`: asks `serveForever` to stop and returns what to wait on until it has
+    /// returned (nil when nothing serves, or on the serving thread itself). For a caller that must ask while
+    /// no fork runs (inside `ForkExclusion.excludingForks`) and wait after.
+    package func beginShutdown() -> DispatchSemaphore? {
+        lifecycle.withLock { state in
             state.shutdownRequested = true
             guard let thread = state.servingThread, let loop = state.loop else { return nil }
             loop.exit()
@@ -209,8 +218,7 @@ open class BaseServer: @unchecked Sendable {
             let semaphore = DispatchSemaphore(value: 0)
             state.shutdownWaiters.append(semaphore)
             return semaphore
-        } }
-        waiter?.wait()
+        }
     }
 
     /// Asks `serveForever` to stop, like `shutdown()`, without waiting for it: safe from any thread,

@@ -25,11 +25,16 @@ package enum ForkExclusion {
         return pid
     }
 
-    /// Runs `body` while no `ForkingMode` fork can start.
-    package static func excludingForks<Result>(_ body: () throws -> Result) rethrows -> Result {
+    /// Runs `body` while no `ForkingMode` fork can start. Not recursive: `body` must not exclude again.
+    ///
+    /// Not generic on purpose, and called first in the code it protects: a generic result type (an optional,
+    /// a tuple) would have its metadata instantiated before the lock is taken, under the runtime's metadata
+    /// cache lock, which a child forked at that moment inherits held (seen: forked HTTP children hung in
+    /// `Optional`'s metadata cache). Pass results out through a captured variable.
+    package static func excludingForks(_ body: () throws -> Void) rethrows {
         pthread_mutex_lock(mutex.raw)
         defer { pthread_mutex_unlock(mutex.raw) }
-        return try body()
+        try body()
     }
 
     /// A process-lifetime pthread mutex.

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Logging
 import SocketServer
@@ -87,7 +88,9 @@ enum ServiceRunner {
             }
         let notifier = setup.notifier
         try ShutdownSignals.watch(restart: restart) { signal in
-            // Not while a forking server forks (a child would inherit the logger's locks held).
+            // All of it while no forking server forks (a child would inherit the logger's or the runtime's
+            // locks held); only the wait for `serveForever` to return is outside.
+            var waiter: DispatchSemaphore?
             ForkExclusion.excludingForks {
                 if signal == SIGUSR2 {
                     logger.notice("restarted: draining")
@@ -96,8 +99,9 @@ enum ServiceRunner {
                     notifier.stopping()
                 }
                 context.drain.begin()
+                waiter = server.beginShutdown()
             }
-            server.shutdown()
+            waiter?.wait()
         }
         if !setup.isWorker { print("listening on \(server.serverAddress)") }
         if let metrics { print("metrics on \(metrics.address)") }

@@ -38,10 +38,14 @@ enum ShutdownSignals {
                         writeToStandardError("socketserver-demo: SIGUSR2 ignored (no restart in this process)\n")
                         continue
                     }
-                    guard ForkExclusion.excludingForks({ state.beginRestart() }) else { continue }
+                    var began = false
+                    ForkExclusion.excludingForks { began = state.beginRestart() }
+                    guard began else { continue }
                     runDetached {
                         // `restart` keeps forks out itself (`ProcessRestart`); `shutdown` does too.
-                        if restart(), ForkExclusion.excludingForks({ state.beginShutdown() }) {
+                        var shutsDown = false
+                        if restart() { ForkExclusion.excludingForks { shutsDown = state.beginShutdown() } }
+                        if shutsDown {
                             shutdown(signal)
                         } else {
                             ForkExclusion.excludingForks { state.endRestart() }
@@ -49,7 +53,9 @@ enum ShutdownSignals {
                     }
                     continue
                 }
-                guard ForkExclusion.excludingForks({ state.beginShutdown() }) else {
+                var first = false
+                ForkExclusion.excludingForks { first = state.beginShutdown() }
+                guard first else {
                     writeToStandardError("socketserver-demo: second signal, exiting without waiting\n")
                     _exit(1)
                 }
@@ -61,9 +67,8 @@ enum ShutdownSignals {
     /// Runs `body` on a new thread (here when none can be started). The thread is created while no fork
     /// of a forking server runs: its first creation takes runtime locks a child would inherit held.
     private static func runDetached(_ body: @escaping @Sendable () -> Void) {
-        let started = ForkExclusion.excludingForks { () -> Bool in
-            (try? OSThread(detached: true) { body() }) != nil
-        }
+        var started = false
+        ForkExclusion.excludingForks { started = (try? OSThread(detached: true) { body() }) != nil }
         if !started { body() }
     }
 
