@@ -49,8 +49,9 @@ int CSocketServerShims_set_socket_timeout(int fd, int option, long long seconds,
 void CSocketServerShims_sleep(long long seconds, long long nanoseconds);
 
 /// Writes a forked child's 32-byte exit report to `fd` with one write(2): the four values as little-endian
-/// 64-bit words. In C so that a forked child's last steps run no Swift runtime code (a lock of the runtime that
-/// another thread held at fork time would never be released in the child). Returns what write(2) returns.
+/// 64-bit words. In C so that the packing and the write in a forked child's last steps need no Swift array or
+/// generic code (a lock of the runtime that another thread held at fork time would never be released in the
+/// child). Returns what write(2) returns.
 long long CSocketServerShims_write_report(int fd, unsigned long long first, unsigned long long second,
                                           unsigned long long third, unsigned long long fourth);
 

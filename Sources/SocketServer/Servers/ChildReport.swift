@@ -18,8 +18,8 @@ struct ChildReport: Equatable {
     var bytesSent: Int
 
     /// Writes the report to `descriptor` with one `write(2)`, packed in C (`CSocketServerShims_write_report`):
-    /// a forked child runs this as it exits, so it allocates nothing and calls no generic code. Returns
-    /// whether all 32 bytes were written.
+    /// a forked child runs this as it exits, so it allocates nothing and builds no array (what stays in Swift is
+    /// arithmetic on `Int` and `Duration`). Returns whether all 32 bytes were written.
     func write(to descriptor: Int32) -> Bool {
         var milliseconds = Self.notParked
         if let parkTimeout {
