@@ -84,23 +84,57 @@ public final class RequestReader {
 
     /// Reads one line, up to and including `\n`; at end of file the rest (possibly empty).
     ///
-    /// Buffers at most about `limit` bytes plus one receive.
+    /// Buffers at most about `limit` bytes plus one receive. Each line is a new array (an allocation and a
+    /// copy); a handler reading many lines can reuse one array with `readLine(into:maxLength:)` instead.
     /// - Parameter maxLength: a lower limit than `maxLineLength` for this line (clamped to
     ///   1 ... `maxLineLength`).
     /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within the limit (the bytes stay
     ///   buffered); `SocketError` when the receive fails or times out.
     public func readLine(maxLength: Int? = nil) throws -> [UInt8] {
+        take(try nextLineLength(maxLength: maxLength))
+    }
+
+    /// Reads one line into `line`, replacing what it held: the same bytes `readLine(maxLength:)` returns
+    /// (up to and including `\n`; at end of file the rest, possibly empty), without a new array per line.
+    ///
+    /// `line` keeps its capacity, so a handler that passes the same array for every line of a connection
+    /// allocates only when a line is longer than any before it (at most `maxLineLength` bytes); each line
+    /// costs one copy out of the reader's buffer.
+    ///
+    /// ```swift
+    /// var line: [UInt8] = []
+    /// while try rfile.readLine(into: &line) > 0 {
+    ///     try wfile.write(line)
+    /// }
+    /// ```
+    /// - Parameters:
+    ///   - line: receives the line; left as it was when this throws.
+    ///   - maxLength: a lower limit than `maxLineLength` for this line (clamped to 1 ... `maxLineLength`).
+    /// - Returns: the line's length, newline included: 0 only at end of file.
+    /// - Throws: as `readLine(maxLength:)`: `SocketServerError.lineTooLong` (the bytes stay buffered),
+    ///   `SocketError` when the receive fails or times out.
+    @discardableResult
+    public func readLine(into line: inout [UInt8], maxLength: Int? = nil) throws -> Int {
+        let count = try nextLineLength(maxLength: maxLength)
+        line.replaceSubrange(line.startIndex..<line.endIndex, with: storage[head..<(head + count)])
+        consume(count)
+        return count
+    }
+
+    /// The length of the next line (newline included; at end of file what is left, possibly 0), receiving
+    /// until it is buffered. Consumes nothing.
+    private func nextLineLength(maxLength: Int?) throws -> Int {
         let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = head
         while true {
             if let newline = Self.newline(in: storage, from: scanned, to: tail) {
                 guard newline - head < limit else { throw SocketServerError.lineTooLong(limit: limit) }
-                return take(newline - head + 1)
+                return newline - head + 1
             }
             guard bufferedCount < limit else { throw SocketServerError.lineTooLong(limit: limit) }
             // Compaction in `fill` moves the bytes: remember how far the scan got, relative to `head`.
             let scannedCount = tail - head
-            if try fill(wanting: 1) == 0 { return take(bufferedCount) }
+            if try fill(wanting: 1) == 0 { return bufferedCount }
             scanned = head + scannedCount
         }
     }
@@ -170,6 +204,12 @@ public final class RequestReader {
 
     private func take(_ count: Int) -> [UInt8] {
         let bytes = Array(storage[head..<(head + count)])
+        consume(count)
+        return bytes
+    }
+
+    /// Drops the first `count` buffered bytes (all of them read).
+    private func consume(_ count: Int) {
         head += count
         if head == tail {
             head = 0
@@ -179,7 +219,6 @@ public final class RequestReader {
                 storage = [UInt8](repeating: 0, count: initialCapacity)
             }
         }
-        return bytes
     }
 
     /// How much one receive asks for when a read still wants `wanted` bytes: at least one byte, at most
