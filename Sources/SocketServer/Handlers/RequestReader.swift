@@ -20,8 +20,15 @@ public final class RequestReader {
     public static let defaultMaxReadLength = 16 << 20
     /// The most one receive asks for on behalf of a read wanting more than `bufferSize` bytes.
     static let receiveStep = 64 * 1024
+    /// The `socket` of every reader over a datagram's bytes: closed from the start (descriptor -1).
+    private static let noConnection = Socket(adopting: -1, family: .unspecified, type: .stream)
 
-    private let socket: Socket?
+    /// The connection; for a reader over a datagram's bytes a closed placeholder, never received from
+    /// (`receives` is false). Not an optional: a receive through a `let` of a class type needs no retain
+    /// of the socket, an unwrapped optional does.
+    private let socket: Socket
+    /// Whether reads receive from `socket` (false for a reader over bytes already received).
+    private let receives: Bool
     // The reader is used by one thread at a time (its handler's), and no method holds an access to these
     // across a call that could come back into the reader, so the runtime's exclusivity checks (about 75
     // instructions each, several per line read) are switched off for them.
@@ -53,6 +60,7 @@ public final class RequestReader {
         maxReadLength: Int = RequestReader.defaultMaxReadLength
     ) {
         self.socket = socket
+        self.receives = true
         self.chunkSize = min(max(bufferSize, 0), Self.maxBufferSize)
         self.maxLineLength = max(maxLineLength, 1)
         self.maxReadLength = max(maxReadLength, 0)
@@ -65,7 +73,8 @@ public final class RequestReader {
     /// A reader over bytes already received (a datagram's payload); end of file after them. Its reads copy
     /// out of `bytes` and never receive, so `maxReadLength` is `Int.max`.
     public init(bytes: [UInt8], maxLineLength: Int = 65536) {
-        self.socket = nil
+        self.socket = Self.noConnection
+        self.receives = false
         self.chunkSize = 0
         self.maxLineLength = max(maxLineLength, 1)
         self.maxReadLength = .max
@@ -77,30 +86,66 @@ public final class RequestReader {
 
     /// The connection's descriptor (Python's `rfile.fileno()`), -1 once it is closed and for a reader over
     /// a datagram's bytes. O(1), from any thread.
-    public var fileDescriptor: Int32 { socket?.fileDescriptor ?? -1 }
+    public var fileDescriptor: Int32 { receives ? socket.fileDescriptor : -1 }
 
     /// The bytes received but not yet read. O(1).
     public var bufferedCount: Int { tail - head }
 
     /// Reads one line, up to and including `\n`; at end of file the rest (possibly empty).
     ///
-    /// Buffers at most about `limit` bytes plus one receive.
+    /// Buffers at most about `limit` bytes plus one receive. Each line is a new array (an allocation and a
+    /// copy); a handler reading many lines can reuse one array with `readLine(into:maxLength:)` instead.
     /// - Parameter maxLength: a lower limit than `maxLineLength` for this line (clamped to
     ///   1 ... `maxLineLength`).
     /// - Throws: `SocketServerError.lineTooLong` when no newline arrives within the limit (the bytes stay
     ///   buffered); `SocketError` when the receive fails or times out.
     public func readLine(maxLength: Int? = nil) throws -> [UInt8] {
+        take(try nextLineLength(maxLength: maxLength))
+    }
+
+    /// Reads one line into `line`, replacing what it held: the same bytes `readLine(maxLength:)` returns
+    /// (up to and including `\n`; at end of file the rest, possibly empty), without a new array per line.
+    ///
+    /// `line` keeps its capacity, so a handler that passes the same array for every line of a connection
+    /// allocates only when a line is longer than any before it (at most `maxLineLength` bytes); each line
+    /// costs one copy out of the reader's buffer.
+    ///
+    /// ```swift
+    /// var line: [UInt8] = []
+    /// while try rfile.readLine(into: &line) > 0 {
+    ///     try wfile.write(line)
+    /// }
+    /// ```
+    /// - Parameters:
+    ///   - line: receives the line; left as it was when this throws.
+    ///   - maxLength: a lower limit than `maxLineLength` for this line (clamped to 1 ... `maxLineLength`).
+    /// - Returns: the line's length, newline included: 0 only at end of file.
+    /// - Throws: as `readLine(maxLength:)`: `SocketServerError.lineTooLong` (the bytes stay buffered),
+    ///   `SocketError` when the receive fails or times out.
+    @discardableResult
+    public func readLine(into line: inout [UInt8], maxLength: Int? = nil) throws -> Int {
+        let count = try nextLineLength(maxLength: maxLength)
+        storage.withUnsafeBufferPointer { buffer in
+            line.replaceSubrange(line.startIndex..<line.endIndex, with: UnsafeBufferPointer(rebasing: buffer[head..<(head + count)]))
+        }
+        consume(count)
+        return count
+    }
+
+    /// The length of the next line (newline included; at end of file what is left, possibly 0), receiving
+    /// until it is buffered. Consumes nothing.
+    private func nextLineLength(maxLength: Int?) throws -> Int {
         let limit = max(min(maxLength ?? maxLineLength, maxLineLength), 1)
         var scanned = head
         while true {
             if let newline = Self.newline(in: storage, from: scanned, to: tail) {
                 guard newline - head < limit else { throw SocketServerError.lineTooLong(limit: limit) }
-                return take(newline - head + 1)
+                return newline - head + 1
             }
             guard bufferedCount < limit else { throw SocketServerError.lineTooLong(limit: limit) }
             // Compaction in `fill` moves the bytes: remember how far the scan got, relative to `head`.
             let scannedCount = tail - head
-            if try fill(wanting: 1) == 0 { return take(bufferedCount) }
+            if try fill(wanting: 1) == 0 { return bufferedCount }
             scanned = head + scannedCount
         }
     }
@@ -170,16 +215,21 @@ public final class RequestReader {
 
     private func take(_ count: Int) -> [UInt8] {
         let bytes = Array(storage[head..<(head + count)])
+        consume(count)
+        return bytes
+    }
+
+    /// Drops the first `count` buffered bytes (all of them read).
+    private func consume(_ count: Int) {
         head += count
         if head == tail {
             head = 0
             tail = 0
             // A large read grew the buffer: give the memory back rather than keep it for the connection's life.
-            if socket != nil && storage.count > max(initialCapacity, Self.receiveStep) * 4 {
+            if receives && storage.count > max(initialCapacity, Self.receiveStep) * 4 {
                 storage = [UInt8](repeating: 0, count: initialCapacity)
             }
         }
-        return bytes
     }
 
     /// How much one receive asks for when a read still wants `wanted` bytes: at least one byte, at most
@@ -192,7 +242,7 @@ public final class RequestReader {
     /// Receives once into the buffer, growing it by at most one receive; returns the number of new bytes,
     /// 0 at end of file.
     private func fill(wanting wanted: Int) throws -> Int {
-        guard !reachedEnd, let socket else { return 0 }
+        guard !reachedEnd, receives else { return 0 }
         let request = receiveSize(wanting: wanted)
         if head > 0 && (storage.count - tail < request || head >= storage.count / 2) {
             storage.withUnsafeMutableBufferPointer { buffer in

@@ -7,7 +7,12 @@ import Synchronization
 /// `_SocketWriter`), buffered over a connection (bytes collect until `bufferSize` and go out on `flush()`),
 /// or in memory (a datagram reply, sent by the handler's `finish()`). Not thread-safe; one handler owns it.
 public final class RequestWriter {
-    private let socket: Socket?
+    /// The connection; for an in-memory writer a closed placeholder, never sent on (`isInMemory`). Not an
+    /// optional: a send through a `let` of a class type needs no retain of the socket, an unwrapped
+    /// optional does (about 40 instructions a write).
+    private let socket: Socket
+    /// Whether this writer only collects bytes (`init()`), with no connection.
+    private let isInMemory: Bool
     private let bufferSize: Int
     // One thread at a time and no access held across a call back into the writer (as `RequestReader`): no
     // runtime exclusivity checks on the per-write state.
@@ -17,19 +22,23 @@ public final class RequestWriter {
 
     /// The most a buffered writer reserves up front (64 KiB); a larger buffer grows as bytes are written.
     static let maxReservedCapacity = 64 * 1024
+    /// The `socket` of every in-memory writer: closed from the start (descriptor -1) and never used.
+    private static let noConnection = Socket(adopting: -1, family: .unspecified, type: .stream)
 
     /// A writer to a connection; `bufferSize` 0 (or less) sends on every write (the default, as in
     /// Python). A buffered writer reserves at most 64 KiB up front and holds at most `bufferSize` bytes
     /// between sends, whatever the size (`Int.max` sends only on `flush()`).
     public init(socket: Socket, bufferSize: Int = 0) {
         self.socket = socket
+        self.isInMemory = false
         self.bufferSize = max(bufferSize, 0)
         if self.bufferSize > 0 { pending.reserveCapacity(min(self.bufferSize, Self.maxReservedCapacity)) }
     }
 
     /// A writer that only collects bytes in memory (read them back with `bytes`).
     public init() {
-        self.socket = nil
+        self.socket = Self.noConnection
+        self.isInMemory = true
         self.bufferSize = Int.max
     }
 
@@ -39,13 +48,13 @@ public final class RequestWriter {
     /// The connection's descriptor (Python's `wfile.fileno()`), the same as the handler's
     /// `connection.fileDescriptor`; -1 once the connection is closed and for an in-memory (datagram reply)
     /// writer. O(1), from any thread.
-    public var fileDescriptor: Int32 { socket?.fileDescriptor ?? -1 }
+    public var fileDescriptor: Int32 { isInMemory ? -1 : socket.fileDescriptor }
 
     /// Writes all of `bytes`.
     /// - Throws: `SocketError` when the peer went away; `SocketServerError.writerClosed` after `close()`.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard !isClosed else { throw SocketServerError.writerClosed }
-        guard let socket else {
+        guard !isInMemory else {
             pending.append(contentsOf: bytes)
             return
         }
@@ -82,7 +91,7 @@ public final class RequestWriter {
 
     /// Sends what is buffered. Does nothing for an unbuffered or in-memory writer.
     public func flush() throws {
-        guard let socket, !pending.isEmpty else { return }
+        guard !isInMemory, !pending.isEmpty else { return }
         defer { pending.removeAll(keepingCapacity: true) }
         try pending.withUnsafeBytes { try socket.sendAll($0) }
         socket.writerBytes.wrappingAdd(pending.count, ordering: .relaxed)
@@ -105,7 +114,7 @@ public final class RequestWriter {
     public func sendFile(_ region: FileRegion, after header: [UInt8] = []) throws {
         guard !isClosed else { throw SocketServerError.writerClosed }
         var region = region
-        guard let socket else {
+        guard !isInMemory else {
             pending.append(contentsOf: header)
             try appendContents(of: &region)
             return
@@ -152,6 +161,6 @@ public final class RequestWriter {
     /// Stops further writes, dropping anything not flushed. The connection stays open.
     public func close() {
         isClosed = true
-        if socket != nil { pending = [] }
+        if !isInMemory { pending = [] }
     }
 }

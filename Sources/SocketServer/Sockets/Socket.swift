@@ -427,8 +427,22 @@ public final class Socket: @unchecked Sendable {
 
     /// Before a blocking receive or send: throws when the deadline has passed, else limits the call to what
     /// remains of it (or to `timeout` when that is shorter).
-    private func applyDeadline(_ operation: String, descriptor: Int32, receiving: Bool) throws {
-        guard hasDeadline.load(ordering: .acquiring), !isNonBlocking, let deadline else { return }
+    ///
+    /// Inlined into every receive and send, so that a socket without a deadline pays one atomic load and a
+    /// branch; the rest (`limitDeadlineCall`) sets up a `ContinuousClock.Instant?`, whose layout the compiler
+    /// only learns at run time (about 40 instructions before its first line). `operation` is a
+    /// `StaticString`, so a call without a deadline builds no `String` for an error it does not throw.
+    @inline(__always)
+    private func applyDeadline(_ operation: StaticString, descriptor: Int32, receiving: Bool) throws {
+        guard hasDeadline.load(ordering: .acquiring) else { return }
+        try limitDeadlineCall(operation, descriptor: descriptor, receiving: receiving)
+    }
+
+    /// `applyDeadline` once a deadline is set. Never inlined: inlined into a send loop, its clock values
+    /// would be set up on every call again.
+    @inline(never)
+    private func limitDeadlineCall(_ operation: StaticString, descriptor: Int32, receiving: Bool) throws {
+        guard !isNonBlocking, let deadline else { return }
         let remaining = ContinuousClock.now.duration(to: deadline)
         guard remaining > .zero else { throw SocketError(operation: "\(operation) past the request deadline", code: ETIMEDOUT) }
         let perCall = timeout

@@ -52,18 +52,76 @@ struct ConnectionWaiter {
         isFresh: Bool = false,
         _ receive: () throws -> Value
     ) throws -> Value? {
+        try retry(giveUp: .at(deadline), leaveWhenDraining: leaveWhenDraining, isFresh: isFresh, receive)
+    }
+
+    /// Runs `receive` until it returns, as `receive(until:leaveWhenDraining:isFresh:_:)`, giving up on a
+    /// client once it has sent nothing for `idleTimeout`.
+    ///
+    /// Reads no clock while `receive` returns without a tick timing out (a busy connection's case): the
+    /// quiet time starts one tick before the first tick in which nothing arrived, when the client was
+    /// already silent, so a client silent from the start is dropped within a tick of when
+    /// `until: .now + idleTimeout` drops it.
+    /// - Throws: `ConnectionIdleError` once the client has been quiet for `idleTimeout`; what `receive`
+    ///   throws, except tick timeouts.
+    func receive<Value>(
+        idleTimeout: Duration,
+        leaveWhenDraining: Bool,
+        isFresh: Bool = false,
+        _ receive: () throws -> Value
+    ) throws -> Value? {
+        try retry(giveUp: .idle(idleTimeout), leaveWhenDraining: leaveWhenDraining, isFresh: isFresh, receive)
+    }
+
+    /// When a waiter gives up on a client that sends nothing.
+    private enum GiveUp {
+        /// At this instant.
+        case at(ContinuousClock.Instant)
+        /// After this long without a byte, counted from the first tick that timed out, less a tick.
+        case idle(Duration)
+    }
+
+    /// The first try, kept apart from `keepTrying` so that the common case (the bytes are there, or arrive
+    /// within the tick) sets up none of the clock values, whose layout is only known at run time.
+    @inline(__always)
+    private func retry<Value>(
+        giveUp: @autoclosure () -> GiveUp,
+        leaveWhenDraining: Bool,
+        isFresh: Bool,
+        _ receive: () throws -> Value
+    ) throws -> Value? {
+        do {
+            return try receive()
+        } catch let error as SocketError where error.isTimeout || error.code == EAGAIN {
+            return try keepTrying(giveUp: giveUp(), leaveWhenDraining: leaveWhenDraining, isFresh: isFresh, receive)
+        }
+    }
+
+    /// After a first tick timed out: checks the shutdown notice and the deadline, tries again, and so on.
+    private func keepTrying<Value>(
+        giveUp: GiveUp,
+        leaveWhenDraining: Bool,
+        isFresh: Bool,
+        _ receive: () throws -> Value
+    ) throws -> Value? {
+        let deadline: ContinuousClock.Instant
+        switch giveUp {
+        case .at(let instant): deadline = instant
+        case .idle(let quiet): deadline = .now - Self.tick + quiet
+        }
         var drainNoticed: ContinuousClock.Instant?
         while true {
+            if leaveWhenDraining && reader.bufferedCount == 0 && drain.isDraining {
+                guard isFresh else { return nil }
+                let noticed = drainNoticed ?? .now
+                drainNoticed = noticed
+                if ContinuousClock.now - noticed >= Self.freshGrace { return nil }
+            }
+            if ContinuousClock.now >= deadline { throw ConnectionIdleError() }
             do {
                 return try receive()
             } catch let error as SocketError where error.isTimeout || error.code == EAGAIN {
-                if leaveWhenDraining && reader.bufferedCount == 0 && drain.isDraining {
-                    guard isFresh else { return nil }
-                    let noticed = drainNoticed ?? .now
-                    drainNoticed = noticed
-                    if ContinuousClock.now - noticed >= Self.freshGrace { return nil }
-                }
-                if ContinuousClock.now >= deadline { throw ConnectionIdleError() }
+                continue
             }
         }
     }

@@ -20,7 +20,13 @@ final class EchoHandler: DependentStreamRequestHandler<ServiceContext> {
 
     override func handle() throws {
         guard let context else { return }
+        // Per connection, not per line: the streams (each access is a call into the library), whether lines
+        // are logged (the context's logger is a constant), and the one array every line is read into.
+        let rfile = rfile
+        let wfile = wfile
+        let logsLines = context.logger.logLevel <= .debug
         let waiter = ConnectionWaiter(reader: rfile, drain: context.drain)
+        var line: [UInt8] = []
         var lines = 0
         var bytes = 0
         var outcome = "closed by client"
@@ -33,19 +39,21 @@ final class EchoHandler: DependentStreamRequestHandler<ServiceContext> {
         }
         do {
             while true {
-                let next = try waiter.receive(until: .now + context.timeout, leaveWhenDraining: true, isFresh: lines == 0) {
-                    try rfile.readLine()
+                let next = try waiter.receive(idleTimeout: context.timeout, leaveWhenDraining: true, isFresh: lines == 0) {
+                    try rfile.readLine(into: &line)
                 }
-                guard let line = next else {
+                guard let count = next else {
                     outcome = "server shutting down"
                     return
                 }
-                if line.isEmpty { return }
+                if count == 0 { return }
                 if let delay = context.replyDelay { pause(for: delay) }
                 try wfile.write(line)
                 lines += 1
-                bytes += line.count
-                context.logger.debug("echo line", metadata: ["client": "\(clientAddress)", "bytes": "\(line.count)"])
+                bytes += count
+                if logsLines {
+                    context.logger.debug("echo line", metadata: ["client": "\(clientAddress)", "bytes": "\(count)"])
+                }
             }
         } catch is ConnectionIdleError {
             outcome = "idle timeout"
