@@ -28,7 +28,10 @@ public enum ProcessRestart {
     /// - Parameters:
     ///   - servers: the servers whose listeners to hand on; each must still be open.
     ///   - names: `LISTEN_FDNAMES` for the new process, one per server; empty for none.
-    ///   - arguments: the new process's `argv`; by default this process's.
+    ///   - arguments: the new process's `argv`; by default this process's. The default is evaluated where
+    ///     this is called: in a process with a `ForkingMode` server, pass a copy made before serving, as
+    ///     `servers` (a child forked while another thread makes its first such array can inherit a runtime
+    ///     lock held).
     ///   - readyTimeout: how long the new process may take to report ready.
     ///   - logger: where the hand-over is logged (`.notice`).
     /// - Returns: the new process's pid.

@@ -19,9 +19,12 @@ package enum ForkExclusion {
     package static func fork() -> pid_t {
         // Lazy globals the child uses: initialised here, so no other thread can be inside their `once`.
         ThreadSanitizerHooks.resolve()
-        pthread_mutex_lock(mutex.raw)
+        // Read once: the child must not go through the lazy global's accessor again (seen under
+        // ThreadSanitizer: a forked child spinning in that accessor's `once`).
+        let raw = mutex.raw
+        pthread_mutex_lock(raw)
         let pid = Glibc.fork()
-        pthread_mutex_unlock(mutex.raw)
+        pthread_mutex_unlock(raw)
         return pid
     }
 

@@ -72,12 +72,18 @@ enum ServiceRunner {
         _ server: TCPServer, context: ServiceContext, setup: ProcessSetup, metrics: MetricsExporter? = nil
     ) throws {
         let logger = context.logger
+        // Built here, on the serving thread before it serves: the restart runs on a thread of its own while
+        // a forking server forks, and making these arrays there (their first `[TCPServer]`, a lazy global)
+        // took runtime locks outside `ForkExclusion`: seen under ThreadSanitizer, a child forked meanwhile
+        // spun for ever in the once of the array's metadata.
+        let servers = [server]
+        let arguments = CommandLine.arguments
         let restart: (@Sendable () -> Bool)? =
             setup.isWorker
             ? nil
             : { @Sendable in
                 do {
-                    try ProcessRestart.reexecute(servers: [server], logger: logger)
+                    try ProcessRestart.reexecute(servers: servers, arguments: arguments, logger: logger)
                     return true
                 } catch {
                     ForkExclusion.excludingForks {
