@@ -43,8 +43,12 @@ struct DemoWorkerProcessTests {
         let load = try RequestLoop(clients: clients) { client, number in try request(address, number) }
         defer { load.stop() }
         #expect(load.waitForSuccesses(60, after: 0), "serving; stderr:\n\(demo.standardError)")
-        let served = requestsLogged(demo.standardError, marker: marker)
-        #expect(served.keys.filter(initial.contains).count >= 2, "the load reached several workers: \(served)")
+        // Which worker accepts is the kernel's choice: a fast one can take the first requests alone, so wait
+        // (bounded) for the load to reach a second one.
+        #expect(
+            eventually(within: .seconds(60)) {
+                requestsLogged(demo.standardError, marker: marker).keys.filter(initial.contains).count >= 2
+            }, "the load reached several workers: \(requestsLogged(demo.standardError, marker: marker))")
 
         let victim = try #require(initial.first)
         let before = load.successes
