@@ -6,7 +6,7 @@ import Synchronization
 /// The replies an event-mode datagram handler sends during one batch, sent together with one `sendmmsg(2)`.
 ///
 /// Owned by the `EventMode` of a datagram server. While the serving thread handles a batch (between
-/// `beginBatch()` and `endBatch(on:loop:logger:)`), `EventDatagram.reply` called on that thread appends the
+/// `beginBatch(loop:logger:)` and `endBatch(on:)`), `EventDatagram.reply` called on that thread appends the
 /// reply here instead of sending it; the batch's end sends them all in one call. What the socket cannot take
 /// (`EAGAIN`) stays queued and goes out when it becomes writable (a one-shot write event on the serving
 /// loop), so it is not lost; a reply that finds the queue full while it waits is dropped, as the network may.
@@ -60,16 +60,18 @@ final class DatagramReplyQueue: @unchecked Sendable {
     }
 
     /// Starts collecting replies; on the serving thread (which runs `loop`), before the batch's handlers run.
-    func beginBatch(loop: EventLoop, logger: Logger) {
+    /// `logger` (the server's) is read only at the first batch: copying a `Logger` at every readiness costs
+    /// more than the rest of this call.
+    func beginBatch(loop: EventLoop, logger: @autoclosure () -> Logger) {
         if writeLoop !== loop { writeLoop = loop }
-        if self.logger == nil { self.logger = logger }
+        if self.logger == nil { self.logger = logger() }
         collectingThread.store(UInt(pthread_self()), ordering: .relaxed)
     }
 
     /// Stops collecting and sends what was queued (unless a write event already waits for room).
     func endBatch(on socket: Socket) {
         collectingThread.store(0, ordering: .relaxed)
-        if count > 0 && !isBlocked, let loop = writeLoop, let logger { flush(on: socket, loop: loop, logger: logger) }
+        if count > 0 && !isBlocked, let loop = writeLoop { flush(on: socket, loop: loop) }
     }
 
     /// Queues `payload` for `address`; false when the queue is full while the socket has no room (dropped).
@@ -77,8 +79,8 @@ final class DatagramReplyQueue: @unchecked Sendable {
     func append(_ payload: UnsafeRawBufferPointer, to address: SocketAddress, socket: Socket) -> Bool {
         if count == Self.capacity || byteCount + payload.count > Self.byteLimit {
             // Full: make room by sending now, unless the socket has none either.
-            guard !isBlocked, let loop = writeLoop, let logger else { return false }
-            flush(on: socket, loop: loop, logger: logger)
+            guard !isBlocked, let loop = writeLoop else { return false }
+            flush(on: socket, loop: loop)
             if count == Self.capacity || byteCount + payload.count > Self.byteLimit { return false }
         }
         let end = byteCount + payload.count
@@ -102,7 +104,8 @@ final class DatagramReplyQueue: @unchecked Sendable {
         return true
     }
 
-    /// The serving loop (the write event runs there) and the server's logger, from `beginBatch`.
+    /// The serving loop (the write event runs there) and the server's logger (for the rare dropped reply),
+    /// from `beginBatch`.
     @exclusivity(unchecked) private var writeLoop: EventLoop?
     @exclusivity(unchecked) private var logger: Logger?
 
@@ -111,7 +114,7 @@ final class DatagramReplyQueue: @unchecked Sendable {
     ///
     /// `afterWaiting` (the write event fired): a first reply refused again with `EAGAIN` although the socket
     /// reported room is dropped (a Unix peer whose own queue is full: waiting for it would spin the loop).
-    private func flush(on socket: Socket, loop: EventLoop, logger: Logger, afterWaiting: Bool = false) {
+    private func flush(on socket: Socket, loop: EventLoop, afterWaiting: Bool = false) {
         let descriptor = socket.fileDescriptor
         guard descriptor >= 0 else { return discardAll() }
         var sent = 0
@@ -128,17 +131,17 @@ final class DatagramReplyQueue: @unchecked Sendable {
             let code = errno
             if result == 0 || code == EINTR { continue }
             if (code == EAGAIN || code == EWOULDBLOCK) && afterWaiting && sent == 0 {
-                logger.debug("datagram reply dropped: the peer takes no more", metadata: ["socketserver.error": "EAGAIN"])
+                logger?.debug("datagram reply dropped: the peer takes no more", metadata: ["socketserver.error": "EAGAIN"])
                 sent = 1
                 continue
             }
             if code == EAGAIN || code == EWOULDBLOCK {
                 removeFirst(sent)
-                waitForRoom(on: socket, loop: loop, logger: logger)
+                waitForRoom(on: socket, loop: loop)
                 return
             }
             // The first unsent reply was refused (ENOBUFS, an address the system rejects): it alone is dropped.
-            logger.debug(
+            logger?.debug(
                 "datagram reply dropped",
                 metadata: ["socketserver.error": "\(SocketError(operation: "sendmmsg", code: code))"])
             sent += 1
@@ -147,13 +150,13 @@ final class DatagramReplyQueue: @unchecked Sendable {
     }
 
     /// Arms the one-shot write event that sends the rest once the socket has room.
-    private func waitForRoom(on socket: Socket, loop: EventLoop, logger: Logger) {
+    private func waitForRoom(on socket: Socket, loop: EventLoop) {
         isBlocked = true
         timesBlocked.wrappingAdd(1, ordering: .relaxed)
         let event = writeEvent ?? LoopEvent(loop: loop, descriptor: socket.fileDescriptor, flags: [.write]) {
             [unowned self] _ in
             self.isBlocked = false
-            self.flush(on: socket, loop: loop, logger: logger, afterWaiting: true)
+            self.flush(on: socket, loop: loop, afterWaiting: true)
         }
         writeEvent = event
         event.add()

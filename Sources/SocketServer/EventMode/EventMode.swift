@@ -42,12 +42,15 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     private let drained = SanitizedMutex<DispatchSemaphore?>(nil)
     /// The replies of a batch of datagrams (`EventDatagramHandler`), sent together; nil for other handlers.
     let datagramReplies: DatagramReplyQueue?
+    /// `handling`'s datagram handler, kept apart so each datagram reaches it without copying the enum.
+    private let datagramHandler: EventDatagramHandler?
 
     /// A mode whose connections are served by instances of `handler`, for `TCPServer` and `UnixStreamServer`.
     public init(handler: EventStreamHandler.Type, configuration: Configuration = Configuration()) {
         self.handling = .stream { _ in handler.init() }
         self.configuration = configuration
         self.datagramReplies = nil
+        self.datagramHandler = nil
     }
 
     /// A mode whose connections are served by handlers that `makeHandler` builds, one per connection, on
@@ -60,6 +63,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         self.handling = .stream(makeHandler)
         self.configuration = configuration
         self.datagramReplies = nil
+        self.datagramHandler = nil
     }
 
     /// A mode whose connections are served by instances of `handler` on `loops` loops (nil: one per CPU).
@@ -70,7 +74,9 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// A mode whose datagrams are answered by one instance of `datagramHandler`, for `UDPServer` and
     /// `UnixDatagramServer`. No loop thread is started: datagrams are handled on the server's own loop.
     public init(datagramHandler: EventDatagramHandler.Type, configuration: Configuration = Configuration()) {
-        self.handling = .datagram(datagramHandler.init())
+        let handler = datagramHandler.init()
+        self.handling = .datagram(handler)
+        self.datagramHandler = handler
         self.configuration = configuration
         self.datagramReplies = DatagramReplyQueue()
     }
@@ -80,6 +86,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// and calls it only from the serving thread.
     public init(datagramHandler: sending EventDatagramHandler, configuration: Configuration = Configuration()) {
         self.handling = .datagram(datagramHandler)
+        self.datagramHandler = datagramHandler
         self.configuration = configuration
         self.datagramReplies = DatagramReplyQueue()
     }
@@ -89,6 +96,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
         self.handling = .asyncDatagram(asyncDatagrams)
         self.configuration = configuration
         self.datagramReplies = nil
+        self.datagramHandler = nil
     }
 
     /// Starts the loop threads now instead of on the first connection (a loop needs two descriptors, which
@@ -116,7 +124,7 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
     /// Hands a connection to a worker loop, or answers a datagram here, on the serving thread.
     public func processRequest(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
         // The datagram path first, without copying both enums into a tuple (the hot path of a UDP server).
-        if case .datagram(let handler) = handling, case .datagram(let datagram) = request {
+        if let handler = datagramHandler, case .datagram(let datagram) = request {
             let event = EventDatagram(
                 packet: datagram.packet, clientAddress: clientAddress, server: server, socket: datagram.socket,
                 replies: datagramReplies)

@@ -74,7 +74,14 @@ public final class RequestWriter {
     }
 
     /// Writes all of `bytes`.
+    ///
+    /// An in-memory writer that holds nothing yet keeps `bytes` itself (copy-on-write, no copy and no
+    /// allocation): a datagram echoed back whole costs no buffer.
     public func write(_ bytes: [UInt8]) throws {
+        if isInMemory && pending.isEmpty && !isClosed {
+            pending = bytes
+            return
+        }
         try bytes.withUnsafeBytes { try write($0) }
     }
 

@@ -51,8 +51,9 @@ open class BaseServer: @unchecked Sendable {
     public var logger: Logger
     /// What the server reports its connections, requests and load to (metrics); nil, the default, costs a
     /// nil check per event. Set before serving, never while serving. See `ServerObserver` for which thread
-    /// runs each callback.
-    public var observer: (any ServerObserver)?
+    /// runs each callback. (Read on every readiness and request: no runtime exclusivity check, as it is not
+    /// changed while serving.)
+    @exclusivity(unchecked) public var observer: (any ServerObserver)?
     /// The PROXY protocol settings of a stream server (`TCPServer.proxyProtocol`); nil for every other.
     /// When set, `verifyRequest` runs after the header was read, where the request runs, not here.
     package var proxyProtocolSettings: ProxyProtocolConfiguration?
@@ -62,6 +63,9 @@ open class BaseServer: @unchecked Sendable {
 
     private let lifecycle = SanitizedMutex(Lifecycle())
     private let closesImmediatelyFlag = Atomic(false)
+    /// A copy of `Lifecycle.shutdownRequested` readable without the lock: stored, inside the lock, right after
+    /// every change to it; loaded once per readiness of the server's descriptor.
+    private let shutdownFlag = Atomic(false)
     private let securityStorage = SanitizedMutex<(any ConnectionSecurity)?>(nil)
     // Touched only on the loop's thread, inside `serveForever`.
     private var readinessEvent: LoopEvent?
@@ -135,29 +139,10 @@ open class BaseServer: @unchecked Sendable {
         guard let loop = try beginServing(forever: true) else { return }
         var failure: (any Error)?
         let readiness = LoopEvent(loop: loop, descriptor: fileDescriptor, flags: [.read, .persist]) { [unowned self] _ in
-            guard !self.isShutdownRequested else {
-                loop.exit()
-                return
-            }
-            let tickStart = self.observer == nil ? nil : ContinuousClock.now
-            defer {
-                if let tickStart, let observer = self.observer { observer.loopTicked(duration: ContinuousClock.now - tickStart) }
-            }
-            do {
-                try self.handleReadyRequests(loop: loop)
-            } catch {
+            if let error = self.serveReadiness(on: loop) {
                 failure = error
                 loop.exit()
-                return
             }
-            // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
-            // parked connections get the next free slot.
-            self.parking.dispatchedSinceAccept = 0
-            if !self.mode.isAcceptingRequests || self.parking.hasResumed {
-                if let observer = self.observer, !self.mode.isAcceptingRequests { observer.connectionRejected(.maxConnections) }
-                self.applyAccepting()
-            }
-            self.serviceActions()
         }
         let ticker = LoopEvent(timerOn: loop, repeating: true) { [unowned self] _ in
             if self.isShutdownRequested { loop.exit() }
@@ -176,6 +161,41 @@ open class BaseServer: @unchecked Sendable {
         closeParkedConnections()
         endServing()
         if let failure { throw failure }
+    }
+
+    /// One readiness of the server's descriptor in `serveForever` (Python's loop body: the shutdown check, one
+    /// `_handle_request_noblock`, `service_actions`); a datagram server handles a batch. On the serving
+    /// thread. Returns the error that stops serving, if any.
+    ///
+    /// The hot path of every mode's accept and of every datagram: the shutdown flag is an atomic load (no
+    /// lock) and the observer is read once.
+    private func serveReadiness(on loop: EventLoop) -> (any Error)? {
+        guard !shutdownFlag.load(ordering: .acquiring) else {
+            loop.exit()
+            return nil
+        }
+        if observer == nil { return handleReadiness(on: loop) }
+        let tickStart = ContinuousClock.now
+        defer { observer?.loopTicked(duration: ContinuousClock.now - tickStart) }
+        return handleReadiness(on: loop)
+    }
+
+    /// `serveReadiness` past its shutdown check and around the observer's tick timing.
+    private func handleReadiness(on loop: EventLoop) -> (any Error)? {
+        do {
+            try handleReadyRequests(loop: loop)
+        } catch {
+            return error
+        }
+        // A mode that reached its capacity stops the listener now, even if it did not ask; resumed
+        // parked connections get the next free slot.
+        parking.dispatchedSinceAccept = 0
+        if !mode.isAcceptingRequests || parking.hasResumed {
+            if let observer, !mode.isAcceptingRequests { observer.connectionRejected(.maxConnections) }
+            applyAccepting()
+        }
+        serviceActions()
+        return nil
     }
 
     /// The state of the server's life; see the class documentation. Safe from any thread.
@@ -212,6 +232,7 @@ open class BaseServer: @unchecked Sendable {
     package func beginShutdown() -> DispatchSemaphore? {
         lifecycle.withLock { state in
             state.shutdownRequested = true
+            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
             guard let thread = state.servingThread, let loop = state.loop else { return nil }
             loop.exit()
             if pthread_equal(thread, pthread_self()) != 0 { return nil }
@@ -226,6 +247,7 @@ open class BaseServer: @unchecked Sendable {
     package func requestShutdown() {
         lifecycle.withLock { state in
             state.shutdownRequested = true
+            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
             if state.servingThread != nil { state.loop?.exit() }
         }
     }
@@ -492,6 +514,7 @@ open class BaseServer: @unchecked Sendable {
                 if let busy {
                     state.closeRequested = true
                     state.shutdownRequested = state.servingThread != nil || state.shutdownRequested
+                    shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
                     state.loop?.exit()
                     // Deferred: serveForever or handleRequest calls serverClose() again as it returns.
                     if pthread_equal(busy, current) != 0 {
@@ -547,7 +570,7 @@ open class BaseServer: @unchecked Sendable {
 
     private var backoffTimer: LoopEvent?
 
-    var isShutdownRequested: Bool { lifecycle.withLock { $0.shutdownRequested } }
+    var isShutdownRequested: Bool { shutdownFlag.load(ordering: .acquiring) }
 
     /// The loop `serveForever` runs, while it runs and no shutdown or close was asked for; from any thread.
     var loopTakingParkedConnections: EventLoop? {
@@ -605,11 +628,19 @@ open class BaseServer: @unchecked Sendable {
         // Behind a PROXY-protocol listener the peer is the proxy, and a secured connection has its handshake
         // first: such a request is verified where it runs (`TCPServer.finishRequest`, `secure`, event mode),
         // once its header and handshake are done.
-        let deferred = (proxyProtocolSettings != nil || connectionSecurity != nil) && request.isStream
-        if try deferred || verifyRequest(request, clientAddress: clientAddress) {
+        // (`isStream` first: a datagram costs neither the security lock nor the mode's type check.)
+        // (No `||` here: its autoclosure would copy the request.)
+        let isStream = request.isStream
+        let verified: Bool
+        if isStream && (proxyProtocolSettings != nil || connectionSecurity != nil) {
+            verified = true
+        } else {
+            verified = try verifyRequest(request, clientAddress: clientAddress)
+        }
+        if verified {
             // Event mode reports its connections where they open, on their loop (`StreamConnection`). The
             // stamp lets a connection parked between requests report its whole life when it ends.
-            if let observer, request.isStream, !(mode is EventMode) {
+            if isStream, let observer, !(mode is EventMode) {
                 observer.connectionAccepted()
                 if let socket = request.socket { ObservedConnection.accepted(socket) }
             }
@@ -654,6 +685,7 @@ open class BaseServer: @unchecked Sendable {
             }
             if forever && state.shutdownRequested {
                 state.shutdownRequested = false
+                shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
                 return nil
             }
             let loop: EventLoop
@@ -676,6 +708,7 @@ open class BaseServer: @unchecked Sendable {
         let (waiters, closeNow) = lifecycle.withLock { state in
             state.servingThread = nil
             state.shutdownRequested = false
+            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
             let waiters = state.shutdownWaiters
             state.shutdownWaiters.removeAll()
             return (waiters, state.closeDeferred)

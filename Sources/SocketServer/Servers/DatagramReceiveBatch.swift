@@ -91,8 +91,14 @@ final class DatagramReceiveBatch {
         let index = next
         next += 1
         let length = min(lengths[index], slotSize)
-        packet.removeAll(keepingCapacity: true)
-        packet.append(contentsOf: UnsafeRawBufferPointer(start: buffer + index * slotSize, count: length))
+        let bytes = UnsafeRawBufferPointer(start: buffer + index * slotSize, count: length)
+        if length > 0 && packet.count == length {
+            // As long as the previous one (fixed-size datagrams): overwritten in place, copied first only
+            // when a handler kept the previous packet.
+            packet.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }
+        } else {
+            packet.replaceSubrange(packet.startIndex..<packet.endIndex, with: bytes)
+        }
         let addressLength = min(addressLengths[index], UInt32(MemoryLayout<sockaddr_storage>.size))
         return (packet, SocketAddress(storage: addresses[index], length: addressLength))
     }

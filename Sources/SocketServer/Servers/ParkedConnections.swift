@@ -28,8 +28,9 @@ final class ParkedConnections: @unchecked Sendable {
         let clientAddress: SocketAddress
     }
 
-    private var parked: [ObjectIdentifier: Entry] = [:]
-    private var resumed = RingQueue<Resumed>()
+    // Loop-thread state (see the type's documentation), read at every readiness: no runtime exclusivity checks.
+    @exclusivity(unchecked) private var parked: [ObjectIdentifier: Entry] = [:]
+    @exclusivity(unchecked) private var resumed = RingQueue<Resumed>()
 
     /// In a forked child only: the write end of the pipe to the parent, which parks the connection once
     /// the child has exited; -1 everywhere else. Set by `ForkingMode` in the child, right after `fork`.
@@ -41,7 +42,7 @@ final class ParkedConnections: @unchecked Sendable {
 
     /// Resumed connections handed to the mode since the listener last accepted one: while new connections
     /// wait in the backlog, the two take turns for the mode's free slots (see `dispatchResumedConnections`).
-    var dispatchedSinceAccept = 0
+    @exclusivity(unchecked) var dispatchedSinceAccept = 0
 
     /// How many connections wait for their next request.
     var parkedCount: Int { parked.count }

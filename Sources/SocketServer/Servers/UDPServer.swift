@@ -7,7 +7,8 @@ open class UDPServer: TCPServer, @unchecked Sendable {
     open override class var socketType: SocketType { .datagram }
 
     /// The largest datagram handed to a handler; longer ones are cut to exactly this size. Default 8192.
-    open var maxPacketSize = 8192
+    /// (Read at every datagram, on the serving thread: no runtime exclusivity check.)
+    @exclusivity(unchecked) open var maxPacketSize = 8192
 
     /// Does nothing: datagram sockets do not listen.
     open override func serverActivate() throws {}

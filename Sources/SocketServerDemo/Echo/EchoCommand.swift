@@ -46,6 +46,7 @@ struct EchoCommand: ParsableCommand {
             async: ModeOption.AsyncHandling(configuration: AsyncEchoHandler.configuration(context)) { connection in
                 AsyncEchoHandler(connection, dependencies: context)
             })
+        ClassMetadataWarmUp.prepare(EchoHandler.self)
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in EchoHandler(request, dependencies: context) }
         var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)

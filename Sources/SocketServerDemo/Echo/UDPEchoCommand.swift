@@ -28,6 +28,7 @@ struct UDPEchoCommand: ParsableCommand {
             workers: options.workers, loops: options.loops, reuseThreads: options.reuseThreads,
             event: .datagram { EventUDPEchoHandler(dependencies: context) },
             asyncDatagram: { datagram in AsyncUDPEchoHandler(datagram, dependencies: context) })
+        ClassMetadataWarmUp.prepare(UDPEchoHandler.self)
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in UDPEchoHandler(request, dependencies: context) }
         let factory = ServerFactory(type: .datagram, mode: mode, logger: context.logger, makeHandler: makeHandler)

@@ -56,6 +56,7 @@ struct HTTPCommand: ParsableCommand {
             async: ModeOption.AsyncHandling(configuration: AsyncHTTPHandler.configuration(context)) { connection in
                 AsyncHTTPHandler(connection, dependencies: context)
             })
+        ClassMetadataWarmUp.prepare(HTTPHandler.self)
         let makeHandler: (@Sendable (HandlerContext) -> BaseRequestHandler)? =
             mode is EventMode ? nil : { @Sendable request in HTTPHandler(request, dependencies: context) }
         var factory = ServerFactory(type: .stream, mode: mode, logger: context.logger, makeHandler: makeHandler)
