@@ -242,11 +242,7 @@ public final class Socket: @unchecked Sendable {
     /// A socket with a `transport` (TLS) sends through it, one `send(_:)` at a time, without the flag.
     package func sendAll(_ bytes: UnsafeRawBufferPointer, moreComing: Bool) throws {
         if hasTransport.load(ordering: .acquiring), transport != nil {
-            // Through the security layer (TLS), which frames the bytes itself; `send` applies the deadline.
-            var offset = 0
-            while offset < bytes.count {
-                offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-            }
+            try sendAllThroughTransport(bytes)
             return
         }
         let fd = try openDescriptor("send")
@@ -260,6 +256,16 @@ public final class Socket: @unchecked Sendable {
             } else {
                 try failIO("send")
             }
+        }
+    }
+
+    /// `sendAll` through the security layer (TLS), which frames the bytes itself; `send` applies the
+    /// deadline. Never inlined, so that a plain socket's `sendAll` carries none of it.
+    @inline(never)
+    private func sendAllThroughTransport(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try send(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
         }
     }
 
@@ -522,6 +528,9 @@ public final class Socket: @unchecked Sendable {
     }
 
     /// Turns the error `code` of a failed receive or send into a thrown error, or returns after `EINTR`.
+    /// Never inlined: it reads the deadline, whose clock values a caller would otherwise set up on every
+    /// receive or send, failed or not.
+    @inline(never)
     private func failIO(_ operation: String, code: Int32) throws {
         if code == EINTR { return }
         if code == EAGAIN || code == EWOULDBLOCK {
