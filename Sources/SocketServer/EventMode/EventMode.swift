@@ -208,7 +208,13 @@ public final class EventMode: ConcurrencyMode, @unchecked Sendable {
             worker.loop.execute { worker.noticeShutdown() }
         }
         if openConnections.load(ordering: .sequentiallyConsistent) > 0 && !server.closesImmediately {
-            _ = semaphore.wait(timeout: .now() + configuration.shutdownTimeout.dispatchInterval)
+            // In slices, so that a `closeWithoutDrain()` that comes after the drain began still ends it: a
+            // cancelled `SocketServerService` asks for the shutdown (`run()`'s own cancellation handler) just
+            // before it asks to skip the drain, and this thread may already be waiting by then.
+            let deadline = DispatchTime.now() + configuration.shutdownTimeout.dispatchInterval
+            while semaphore.wait(timeout: min(deadline, .now() + .milliseconds(50))) == .timedOut {
+                if server.closesImmediately || DispatchTime.now() >= deadline { break }
+            }
         }
         if case .asyncDatagram(let dispatcher) = handling { dispatcher.cancelAll() }
         for worker in current.workers {
