@@ -124,9 +124,13 @@ final class AsyncConnectionDriver: EventStreamHandler {
     /// Shutdown began: a handler waiting for input with nothing buffered sees end of input now, so idle
     /// connections close at once instead of at the shutdown deadline; one holding part of a message keeps
     /// waiting for the rest (until the deadline), and its next wait with nothing buffered ends the same way.
+    ///
+    /// A connection that has sent nothing yet is not idle (see `prepareToWaitForInput`): its first request is
+    /// waited for, up to the deadline. Ending its input here too lost the request of a client that connected
+    /// just before the shutdown (seen in the restart tests: an echo answered with end of file).
     override func serverShuttingDown(_ connection: EventConnection) {
         isShuttingDown = true
-        if input.isEmpty {
+        if input.isEmpty && receivedAny {
             endOfInput = true
             wakeReader()
         }
