@@ -127,6 +127,40 @@ struct ThreadPoolModeTests {
         before.expectNothingLeft()
     }
 
+    /// A cancelled `SocketServerService` during a graceful drain: the requests still queued are closed
+    /// unhandled, the running one finishes.
+    @Test func closeWithoutDrainDuringTheDrainDropsTheRestOfTheQueue() throws {
+        let before = ResourceSnapshot()
+        GatedEchoHandler.gate.reset()
+        let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: .drain)
+        let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
+        let serving = try ServingThread(server)
+        var clients: [TestClient] = []
+        defer { for client in clients { client.close() } }
+        for index in 0..<3 {
+            let client = try TestClient(connectingTo: server.serverAddress)
+            try client.send("r\(index)\n")
+            clients.append(client)
+            if index == 0 { #expect(eventually { GatedEchoHandler.gate.waiting == 1 }) }
+        }
+        #expect(eventually { mode.queuedRequests == 2 })
+        server.shutdown()
+        serving.join()
+        let closing = try OSThread { server.serverClose() }
+        // serverClose() has taken the workers (it drains: the queue stays) and waits for them.
+        #expect(eventually { mode.startedWorkers == 0 })
+        #expect(mode.queuedRequests == 2)
+        server.closeWithoutDrain()
+        GatedEchoHandler.gate.open()
+        closing.join()
+        #expect(try clients[0].readLine() == "r0\n")
+        #expect(try clients[1].readToEnd() == "", "a request dropped by closeWithoutDrain is closed unhandled")
+        #expect(try clients[2].readToEnd() == "")
+        #expect(mode.queuedRequests == 0)
+        for client in clients { client.close() }
+        before.expectNothingLeft()
+    }
+
     @Test func handlerErrorsGoToHandleErrorOnAWorker() throws {
         let before = ResourceSnapshot()
         let server = try PoolErrorServer(

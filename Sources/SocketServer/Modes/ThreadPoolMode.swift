@@ -166,7 +166,12 @@ public final class ThreadPoolMode: ConcurrencyMode {
             next.1?.signal()
             if let observer = job.server.observer { observer.threadPoolQueueDepthChanged(next.3) }
             if next.2 { job.server.refreshAccepting() }
-            job.run()
+            // A `closeWithoutDrain()` that came after `serverClose()` took the queue drops the rest of it too.
+            if job.server.closesImmediately {
+                job.server.shutdownRequest(job.request)
+            } else {
+                job.run()
+            }
             state.withLock { state in
                 state.busyWorkers -= 1
                 state.idleWorkers += 1
