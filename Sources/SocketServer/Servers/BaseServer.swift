@@ -63,8 +63,9 @@ open class BaseServer: @unchecked Sendable {
 
     private let lifecycle = SanitizedMutex(Lifecycle())
     private let closesImmediatelyFlag = Atomic(false)
-    /// A copy of `Lifecycle.shutdownRequested` readable without the lock: stored, inside the lock, right after
-    /// every change to it; loaded once per readiness of the server's descriptor.
+    /// Whether a shutdown was asked for: stored only inside `lifecycle`'s lock, so a reader holding the lock sees
+    /// it consistent with the rest of the state; loaded without the lock once per readiness of the server's
+    /// descriptor.
     private let shutdownFlag = Atomic(false)
     private let securityStorage = SanitizedMutex<(any ConnectionSecurity)?>(nil)
     // Touched only on the loop's thread, inside `serveForever`.
@@ -170,7 +171,7 @@ open class BaseServer: @unchecked Sendable {
     /// The hot path of every mode's accept and of every datagram: the shutdown flag is an atomic load (no
     /// lock) and the observer is read once.
     private func serveReadiness(on loop: EventLoop) -> (any Error)? {
-        guard !shutdownFlag.load(ordering: .acquiring) else {
+        guard !isShutdownRequested else {
             loop.exit()
             return nil
         }
@@ -231,8 +232,7 @@ open class BaseServer: @unchecked Sendable {
     /// no fork runs (inside `ForkExclusion.excludingForks`) and wait after.
     package func beginShutdown() -> DispatchSemaphore? {
         lifecycle.withLock { state in
-            state.shutdownRequested = true
-            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
+            shutdownFlag.store(true, ordering: .releasing)
             guard let thread = state.servingThread, let loop = state.loop else { return nil }
             loop.exit()
             if pthread_equal(thread, pthread_self()) != 0 { return nil }
@@ -246,8 +246,7 @@ open class BaseServer: @unchecked Sendable {
     /// including a cancellation handler that must not block.
     package func requestShutdown() {
         lifecycle.withLock { state in
-            state.shutdownRequested = true
-            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
+            shutdownFlag.store(true, ordering: .releasing)
             if state.servingThread != nil { state.loop?.exit() }
         }
     }
@@ -513,8 +512,7 @@ open class BaseServer: @unchecked Sendable {
                 let busy = state.servingThread ?? state.handlingThread
                 if let busy {
                     state.closeRequested = true
-                    state.shutdownRequested = state.servingThread != nil || state.shutdownRequested
-                    shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
+                    if state.servingThread != nil { shutdownFlag.store(true, ordering: .releasing) }
                     state.loop?.exit()
                     // Deferred: serveForever or handleRequest calls serverClose() again as it returns.
                     if pthread_equal(busy, current) != 0 {
@@ -575,7 +573,7 @@ open class BaseServer: @unchecked Sendable {
     /// The loop `serveForever` runs, while it runs and no shutdown or close was asked for; from any thread.
     var loopTakingParkedConnections: EventLoop? {
         lifecycle.withLock { state in
-            guard state.servingThread != nil, !state.shutdownRequested, !state.closeRequested else { return nil }
+            guard state.servingThread != nil, !isShutdownRequested, !state.closeRequested else { return nil }
             return state.loop
         }
     }
@@ -683,9 +681,8 @@ open class BaseServer: @unchecked Sendable {
             guard state.servingThread == nil, state.handlingThread == nil else {
                 throw SocketServerError.alreadyServing
             }
-            if forever && state.shutdownRequested {
-                state.shutdownRequested = false
-                shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
+            if forever && isShutdownRequested {
+                shutdownFlag.store(false, ordering: .releasing)
                 return nil
             }
             let loop: EventLoop
@@ -707,8 +704,7 @@ open class BaseServer: @unchecked Sendable {
     private func endServing() {
         let (waiters, closeNow) = lifecycle.withLock { state in
             state.servingThread = nil
-            state.shutdownRequested = false
-            shutdownFlag.store(state.shutdownRequested, ordering: .releasing)
+            shutdownFlag.store(false, ordering: .releasing)
             let waiters = state.shutdownWaiters
             state.shutdownWaiters.removeAll()
             return (waiters, state.closeDeferred)
@@ -755,7 +751,7 @@ private struct Lifecycle {
     var servingThread: pthread_t?
     /// The thread in `handleRequest`.
     var handlingThread: pthread_t?
-    var shutdownRequested = false
+    // Whether a shutdown was asked for is `BaseServer.shutdownFlag`, changed only under this state's lock.
     /// `serverClose()` was called while serving: serving stops, then the close runs.
     var closeRequested = false
     /// `serverClose()` was called on the serving thread itself: it runs when serving returns.
