@@ -20,6 +20,31 @@ final class PoolErrorServer: TCPServer, @unchecked Sendable {
     }
 }
 
+/// A one-worker pool serving on its own thread, and three clients that each sent a line: `r0` is held in its
+/// handler by `GatedEchoHandler.gate` (reset here), `r1` and `r2` wait in the queue.
+private func poolWithTwoQueuedRequests(
+    onClose: ThreadPoolMode.QueuedRequestPolicy
+) throws -> (ThreadPoolMode, TCPServer, ServingThread, [TestClient]) {
+    GatedEchoHandler.gate.reset()
+    let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: onClose)
+    let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
+    let serving = try ServingThread(server)
+    var clients: [TestClient] = []
+    do {
+        for index in 0..<3 {
+            let client = try TestClient(connectingTo: server.serverAddress)
+            clients.append(client)
+            try client.send("r\(index)\n")
+            if index == 0 { #expect(eventually { GatedEchoHandler.gate.waiting == 1 }) }
+        }
+    } catch {
+        for client in clients { client.close() }
+        throw error
+    }
+    #expect(eventually { mode.queuedRequests == 2 })
+    return (mode, server, serving, clients)
+}
+
 @Suite("Thread pool mode", .serialized)
 struct ThreadPoolModeTests {
     @Test func requestsOverlapUpToTheWorkerCount() throws {
@@ -93,19 +118,8 @@ struct ThreadPoolModeTests {
     @Test(arguments: [ThreadPoolMode.QueuedRequestPolicy.drain, .cancel])
     func serverCloseDrainsOrCancelsTheQueue(policy: ThreadPoolMode.QueuedRequestPolicy) throws {
         let before = ResourceSnapshot()
-        GatedEchoHandler.gate.reset()
-        let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: policy)
-        let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
-        let serving = try ServingThread(server)
-        var clients: [TestClient] = []
+        let (mode, server, serving, clients) = try poolWithTwoQueuedRequests(onClose: policy)
         defer { for client in clients { client.close() } }
-        for index in 0..<3 {
-            let client = try TestClient(connectingTo: server.serverAddress)
-            try client.send("r\(index)\n")
-            clients.append(client)
-            if index == 0 { #expect(eventually { GatedEchoHandler.gate.waiting == 1 }) }
-        }
-        #expect(eventually { mode.queuedRequests == 2 })
         server.shutdown()
         serving.join()
         let returnedEarly = try ModeTest.returnedBeforeGateOpened(GatedEchoHandler.gate) {
@@ -131,19 +145,8 @@ struct ThreadPoolModeTests {
     /// unhandled, the running one finishes.
     @Test func closeWithoutDrainDuringTheDrainDropsTheRestOfTheQueue() throws {
         let before = ResourceSnapshot()
-        GatedEchoHandler.gate.reset()
-        let mode = ThreadPoolMode(workers: 1, queueCapacity: 4, onClose: .drain)
-        let server = try TCPServer(.loopback(), handler: GatedEchoHandler.self, mode: mode)
-        let serving = try ServingThread(server)
-        var clients: [TestClient] = []
+        let (mode, server, serving, clients) = try poolWithTwoQueuedRequests(onClose: .drain)
         defer { for client in clients { client.close() } }
-        for index in 0..<3 {
-            let client = try TestClient(connectingTo: server.serverAddress)
-            try client.send("r\(index)\n")
-            clients.append(client)
-            if index == 0 { #expect(eventually { GatedEchoHandler.gate.waiting == 1 }) }
-        }
-        #expect(eventually { mode.queuedRequests == 2 })
         server.shutdown()
         serving.join()
         let closing = try OSThread { server.serverClose() }
