@@ -5,6 +5,12 @@ import Logging
 final class ServiceContext: Sendable {
     /// Where requests are logged, at the level chosen with `--log-level`.
     let logger: Logger
+    /// Whether `logger` logs at `.info`: each request's (datagram's, connection's) line. Read once here, as the
+    /// level never changes: swift-log's own check of a disabled level copies the log handler at every call,
+    /// about 150 instructions per datagram or line.
+    let logsRequests: Bool
+    /// Whether `logger` logs at `.debug`: each echoed line's.
+    let logsLines: Bool
     /// Set once SIGINT or SIGTERM arrived.
     let drain: DrainNotice
     /// How long a connection may stay silent, and a single send may block.
@@ -25,6 +31,8 @@ final class ServiceContext: Sendable {
         http: HTTPSettings? = nil
     ) {
         self.logger = logger
+        logsRequests = logger.logLevel <= .info
+        logsLines = logger.logLevel <= .debug
         self.drain = drain
         self.timeout = timeout
         self.mode = mode

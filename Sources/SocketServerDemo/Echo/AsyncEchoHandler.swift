@@ -51,6 +51,7 @@ final class AsyncEchoHandler: DependentAsyncStreamRequestHandler<ServiceContext>
     // idle connection keeps for its whole life.
 
     private func logLine(_ count: Int) {
+        guard dependencies.logsLines else { return }
         dependencies.logger.debug("echo line", metadata: ["client": "\(clientAddress)", "bytes": "\(count)"])
     }
 

@@ -14,6 +14,7 @@ final class AsyncUDPEchoHandler: DependentAsyncDatagramRequestHandler<ServiceCon
         }
         if let delay = context.replyDelay { try await Task.sleep(for: delay) }
         let sent = try reply(packet)
+        guard context.logsRequests else { return }
         context.logger.info(
             "datagram",
             metadata: [

@@ -20,11 +20,11 @@ final class EchoHandler: DependentStreamRequestHandler<ServiceContext> {
 
     override func handle() throws {
         guard let context else { return }
-        // Per connection, not per line: the streams (each access is a call into the library), whether lines
-        // are logged (the context's logger is a constant), and the one array every line is read into.
+        // Per connection, not per line: the streams (each access is a call into the library) and the one
+        // array every line is read into.
         let rfile = rfile
         let wfile = wfile
-        let logsLines = context.logger.logLevel <= .debug
+        let logsLines = context.logsLines
         let waiter = ConnectionWaiter(reader: rfile, drain: context.drain)
         var line: [UInt8] = []
         var lines = 0

@@ -30,8 +30,10 @@ final class EventEchoHandler: DependentEventStreamHandler<ServiceContext> {
             _ = connection.write(line)
             lines += 1
             bytes += line.count
-            context.logger.debug(
-                "echo line", metadata: ["client": "\(connection.clientAddress)", "bytes": "\(line.count)"])
+            if context.logsLines {
+                context.logger.debug(
+                    "echo line", metadata: ["client": "\(connection.clientAddress)", "bytes": "\(line.count)"])
+            }
         }
         if shuttingDown && input.isEmpty { connection.close() }
     }

@@ -13,6 +13,7 @@ final class EventUDPEchoHandler: DependentEventDatagramHandler<ServiceContext> {
         }
         if let delay = context.replyDelay { pause(for: delay) }
         let sent = try datagram.reply(datagram.packet)
+        guard context.logsRequests else { return }
         context.logger.info(
             "datagram",
             metadata: [

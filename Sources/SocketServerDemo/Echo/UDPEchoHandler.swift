@@ -18,6 +18,7 @@ final class UDPEchoHandler: DependentDatagramRequestHandler<ServiceContext> {
             return
         }
         try super.finish()
+        guard context.logsRequests else { return }
         context.logger.info("datagram", metadata: ["client": "\(clientAddress)", "bytes": "\(packet.count)"])
     }
 }
