@@ -5,7 +5,8 @@ import Logging
 final class ServiceContext: Sendable {
     /// Where requests are logged, at the level chosen with `--log-level`.
     let logger: Logger
-    /// Whether `logger` logs at `.info`: each request's (datagram's, connection's) line. Read once here, as the
+    /// Whether `logger` logs at `.info`: each datagram's line (the echo handlers' per-connection lines are not
+    /// checked against it; they cost the check once per connection, not per message). Read once here, as the
     /// level never changes: swift-log's own check of a disabled level copies the log handler at every call,
     /// about 150 instructions per datagram or line.
     let logsRequests: Bool
